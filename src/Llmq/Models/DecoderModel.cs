@@ -67,7 +67,9 @@ public sealed class DecoderModel : IDisposable
         _sourceName = sourceName;
         Config = config;
         Architecture = DecoderArchitecture.For(config);
-        RefuseUnsupported(config.Json);
+        if (config.HiddenAct != "silu") throw new LlmqException($"config.json: hidden_act '{config.HiddenAct}' is not supported (only silu)");
+        if (config.Json["mlp_bias"] is JsonValue mlpBias && mlpBias.GetValue<bool>())
+            throw new LlmqException("config.json: mlp_bias true is not supported");
         HiddenSize = config.HiddenSize;
         LayerCount = config.NumHiddenLayers;
         Heads = config.NumAttentionHeads;
@@ -88,14 +90,6 @@ public sealed class DecoderModel : IDisposable
         _lmHead = new(() => config.TieWordEmbeddings || !weights.Contains("lm_head.weight")
             ? _embed.Value : Read("lm_head.weight", VocabSize, HiddenSize));
         _finalNorm = new(() => Read("model.norm.weight", HiddenSize));
-    }
-
-    static void RefuseUnsupported(JsonObject json)
-    {
-        if (json["hidden_act"] is JsonValue act && act.GetValue<string>() != "silu")
-            throw new LlmqException($"config.json: hidden_act '{act}' is not supported (only silu)");
-        if (json["mlp_bias"] is JsonValue mlpBias && mlpBias.GetValue<bool>())
-            throw new LlmqException("config.json: mlp_bias true is not supported");
     }
 
     /// <summary>Hidden states [tokens × hidden]: the embedding rows of <paramref name="tokens"/>.</summary>

@@ -94,14 +94,16 @@ namespace Llmq.Checkpoints
         public bool TieWordEmbeddings { get; init; }
         public bool AttentionBias { get; init; }
         public JsonObject Json { get; init; } = new();
+        public JsonObject? RopeScaling => Json["rope_scaling"] as JsonObject;
+        public string HiddenAct => Json["hidden_act"]?.GetValue<string>() ?? "silu";
 
         public static ModelConfig Load(string dir)
         {
             var j = JsonNode.Parse(File.ReadAllText(System.IO.Path.Combine(dir, "config.json")))!.AsObject();
-            return FromJson(j);
+            return Parse(j);
         }
 
-        public static ModelConfig FromJson(JsonObject j)
+        public static ModelConfig Parse(JsonObject j)
         {
             int I(string k, int d = 0) => j[k] is JsonValue v ? v.GetValue<int>() : d;
             int heads = I("num_attention_heads");

@@ -31,7 +31,7 @@ public sealed class RotaryEmbedding
     }
 
     public static RotaryEmbedding For(ModelConfig config, int headDim) =>
-        new(headDim, config.RopeTheta, config.Json["rope_scaling"] as JsonObject);
+        new(headDim, config.RopeTheta, config.RopeScaling);
 
     /// <summary>Rotates one head vector (length d) at position <paramref name="position"/> in place.
     /// <see cref="EnsurePositions"/> must have covered the position.</summary>

@@ -1,3 +1,4 @@
+using Llmq.Checkpoints;
 using System.Text.Json.Nodes;
 using Llmq.Models;
 
@@ -129,7 +130,7 @@ public class DecoderModelTests
     public void UnsupportedArchitectureListsTheSupportedOnes()
     {
         var json = new TinySpec("GPT2LMHeadModel").Json();
-        var error = Assert.Throws<LlmqException>(() => new DecoderModel(new InMemoryTensors(), TinyModels.Config(json)));
+        var error = Assert.Throws<LlmqException>(() => new DecoderModel(new InMemoryTensors(), ModelConfig.Parse(json)));
         Assert.Contains("GPT2LMHeadModel", error.Message);
         foreach (var name in new[] { "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM" })
             Assert.Contains(name, error.Message);

@@ -1,3 +1,4 @@
+using Llmq.Checkpoints;
 using System.Text.Json.Nodes;
 using Llmq.Models;
 
@@ -75,7 +76,7 @@ public class RotaryEmbeddingTests
         Assert.Equal(16, explicitHeadDim.HeadDim);
         var json = spec.Json();
         json.Remove("head_dim");
-        using var derived = new DecoderModel(new InMemoryTensors(), TinyModels.Config(json));
+        using var derived = new DecoderModel(new InMemoryTensors(), ModelConfig.Parse(json));
         Assert.Equal(8, derived.HeadDim);
     }
 }

@@ -88,22 +88,7 @@ public static class TinyModels
         return t;
     }
 
-    /// <summary>Writes the spec's config.json into a fresh temporary directory and loads it the way a real model is loaded.</summary>
-    public static ModelConfig Config(TinySpec spec) => Config(spec.Json());
-
-    public static ModelConfig Config(JsonObject json)
-    {
-        var dir = Directory.CreateTempSubdirectory("llmq-tiny-");
-        try
-        {
-            File.WriteAllText(Path.Combine(dir.FullName, "config.json"), json.ToJsonString());
-            return ModelConfig.Load(dir.FullName);
-        }
-        finally
-        {
-            dir.Delete(recursive: true);
-        }
-    }
+    public static ModelConfig Config(TinySpec spec) => ModelConfig.Parse(spec.Json());
 
     public static int[] Tokens(int count, int vocab, int seed)
     {
