@@ -11,67 +11,43 @@ namespace Llmq.Numerics;
 internal static unsafe class GemmKernels
 {
     /// <summary>Packs rows [ic, ic+mc) × depth [pc, pc+kc) of A into MR-row micro-panels at <paramref name="dst"/>.</summary>
-    public static void PackA(Operand a, int ic, int mc, int pc, int kc, float* dst)
-    {
-        for (int ir = 0; ir < mc; ir += MR)
-        {
-            int mr = Math.Min(MR, mc - ir);
-            float* panel = dst + (long)ir * kc;
-            if (mr < MR) new Span<float>(panel, MR * kc).Clear();
-            if (a.ColStride == 1)
-            {
-                // Row-major A: read each row once, scatter with stride MR.
-                for (int r = 0; r < mr; r++)
-                {
-                    float* src = a.P + (long)(ic + ir + r) * a.RowStride + pc;
-                    float* d = panel + r;
-                    for (int p = 0; p < kc; p++) d[p * MR] = src[p];
-                }
-            }
-            else if (a.RowStride == 1)
-            {
-                // Column-major A (Xᵀ in XᵀX): MR consecutive elements per depth step.
-                for (int p = 0; p < kc; p++)
-                    new ReadOnlySpan<float>(a.P + (long)(pc + p) * a.ColStride + ic + ir, mr).CopyTo(new Span<float>(panel + p * MR, mr));
-            }
-            else
-            {
-                for (int r = 0; r < mr; r++)
-                    for (int p = 0; p < kc; p++)
-                        panel[p * MR + r] = a.P[(long)(ic + ir + r) * a.RowStride + (long)(pc + p) * a.ColStride];
-            }
-        }
-    }
+    public static void PackA(Operand a, int ic, int mc, int pc, int kc, float* dst) =>
+        Pack(a.P, a.RowStride, a.ColStride, ic, mc, pc, kc, MR, dst);
 
     /// <summary>Packs depth [pc, pc+kc) × columns [jc, jc+nc) of B into NR-column micro-panels at <paramref name="dst"/>.</summary>
-    public static void PackB(Operand b, int pc, int kc, int jc, int nc, float* dst)
+    public static void PackB(Operand b, int pc, int kc, int jc, int nc, float* dst) =>
+        Pack(b.P, b.ColStride, b.RowStride, jc, nc, pc, kc, NR, dst);
+
+    /// <summary>Packing is the same for both operands once named by their roles: the panel runs across
+    /// <paramref name="width"/> lines (A's rows, B's columns) starting at line <paramref name="start"/>; element
+    /// (line, depth) sits at src[line·lineStride + depth·depthStride] and goes to panel[depth·width + line].</summary>
+    static void Pack(float* src, long lineStride, long depthStride, int start, int count, int pc, int kc, int width, float* dst)
     {
-        for (int jr = 0; jr < nc; jr += NR)
+        for (int l0 = 0; l0 < count; l0 += width)
         {
-            int nr = Math.Min(NR, nc - jr);
-            float* panel = dst + (long)jr * kc;
-            if (nr < NR) new Span<float>(panel, NR * kc).Clear();
-            if (b.ColStride == 1)
+            int lines = Math.Min(width, count - l0);
+            float* panel = dst + (long)l0 * kc;
+            if (lines < width) new Span<float>(panel, width * kc).Clear();
+            float* origin = src + (start + l0) * lineStride + pc * depthStride;
+            if (lineStride == 1)
             {
-                // B stored [k × n]: NR consecutive elements per depth step.
+                // Lines adjacent in memory (A·B's B, XᵀX's both sides): one contiguous copy per depth step.
                 for (int p = 0; p < kc; p++)
-                    new ReadOnlySpan<float>(b.P + (long)(pc + p) * b.RowStride + jc + jr, nr).CopyTo(new Span<float>(panel + p * NR, nr));
+                    new ReadOnlySpan<float>(origin + p * depthStride, lines).CopyTo(new Span<float>(panel + p * width, lines));
             }
-            else if (b.RowStride == 1)
+            else if (depthStride == 1)
             {
-                // B stored [n × k] (Linear weights): read each weight row once, scatter with stride NR.
-                for (int q = 0; q < nr; q++)
+                // Depth adjacent (A's rows, a Linear weight's rows): read each line once, scatter with stride width.
+                for (int l = 0; l < lines; l++)
                 {
-                    float* src = b.P + (long)(jc + jr + q) * b.ColStride + pc;
-                    float* d = panel + q;
-                    for (int p = 0; p < kc; p++) d[p * NR] = src[p];
+                    float* line = origin + l * lineStride;
+                    for (int p = 0; p < kc; p++) panel[p * width + l] = line[p];
                 }
             }
             else
             {
-                for (int p = 0; p < kc; p++)
-                    for (int q = 0; q < nr; q++)
-                        panel[p * NR + q] = b.P[(long)(pc + p) * b.RowStride + (long)(jc + jr + q) * b.ColStride];
+                for (int l = 0; l < lines; l++)
+                    for (int p = 0; p < kc; p++) panel[p * width + l] = origin[l * lineStride + p * depthStride];
             }
         }
     }

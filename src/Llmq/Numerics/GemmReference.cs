@@ -10,24 +10,24 @@ public static partial class Gemm
         public static void MatMulTransposeB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
         {
             Check(a.Length, m, k, nameof(a)); Check(b.Length, n, k, nameof(b)); Check(c.Length, m, n, nameof(c));
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < n; j++)
-                {
-                    double s = accumulate ? c[i * n + j] : 0;
-                    for (int p = 0; p < k; p++) s += (double)a[i * k + p] * b[j * k + p];
-                    c[i * n + j] = (float)s;
-                }
+            Product(a, b, 1, k, c, m, n, k, accumulate);
         }
 
         /// <summary>C[m×n] (+)= A[m×k]·B[k×n].</summary>
         public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
         {
             Check(a.Length, m, k, nameof(a)); Check(b.Length, k, n, nameof(b)); Check(c.Length, m, n, nameof(c));
+            Product(a, b, n, 1, c, m, n, k, accumulate);
+        }
+
+        /// <summary>B's element (p, j) at b[p·rsB + j·csB].</summary>
+        static void Product(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int rsB, int csB, Span<float> c, int m, int n, int k, bool accumulate)
+        {
             for (int i = 0; i < m; i++)
                 for (int j = 0; j < n; j++)
                 {
                     double s = accumulate ? c[i * n + j] : 0;
-                    for (int p = 0; p < k; p++) s += (double)a[i * k + p] * b[p * n + j];
+                    for (int p = 0; p < k; p++) s += (double)a[i * k + p] * b[p * rsB + j * csB];
                     c[i * n + j] = (float)s;
                 }
         }
