@@ -130,55 +130,78 @@ public sealed class DecoderModel : IDisposable
         return w;
     }
 
+    /// <summary>Tokens per pass through a layer: bounds the scratch buffers (about 60 floats × intermediate per token)
+    /// while keeping every GEMM tall enough to run at full speed.</summary>
+    internal const int ChunkTokens = 4096;
+
     /// <summary>
     /// Runs one decoder layer in place over <paramref name="hidden"/>[batch · seqLen × hidden]:
     /// <c>h += o_proj(attention(rope(q,k), v))</c> on the input-normed states, then <c>h += down_proj(silu(gate) · up)</c>
-    /// on the post-attention-normed states. <paramref name="observer"/> sees the input of every Linear first.
+    /// on the post-attention-normed states. <paramref name="observer"/> sees the input of every Linear before it is applied;
+    /// large batches are run a few samples at a time, so it may see one Linear several times per call, each with a
+    /// different chunk of rows.
     /// </summary>
     public void ForwardLayer(DecoderLayerWeights w, Span<float> hidden, int batch, int seqLen, ILinearInputObserver? observer = null)
     {
-        int tokens = checked(batch * seqLen), h = HiddenSize, inter = IntermediateSize;
-        int qDim = Heads * HeadDim, kvDim = KvHeads * HeadDim, qkvDim = qDim + 2 * kvDim;
-        if (hidden.Length < (long)tokens * h)
-            throw new ArgumentException($"hidden holds {hidden.Length} floats, fewer than batch·seqLen·hidden = {(long)tokens * h}", nameof(hidden));
+        long needed = (long)batch * seqLen * HiddenSize;
+        if (batch <= 0 || seqLen <= 0) throw new ArgumentOutOfRangeException(nameof(batch), "batch and seqLen must be positive");
+        if (hidden.Length < needed)
+            throw new ArgumentException($"hidden holds {hidden.Length} floats, fewer than batch·seqLen·hidden = {needed}", nameof(hidden));
         Rope.EnsurePositions(seqLen);
-
-        var pool = ArrayPool<float>.Shared;
-        var normed = pool.Rent(tokens * h);          // [tokens × hidden]
-        var qkv = pool.Rent(tokens * qkvDim);        // [tokens × (q + 2·kv)]
-        var q = pool.Rent(tokens * qDim);            // [batch × heads × seqLen × headDim]
-        var k = pool.Rent(tokens * kvDim);           // [batch × kvHeads × seqLen × headDim]
-        var v = pool.Rent(tokens * kvDim);           // [batch × kvHeads × seqLen × headDim]
-        var attention = pool.Rent(tokens * qDim);    // [tokens × heads · headDim]
-        var gateUp = pool.Rent(tokens * 2 * inter);  // [tokens × 2·intermediate]
-        var act = pool.Rent(tokens * inter);         // [tokens × intermediate]
-        try
+        int chunk = Math.Max(1, Math.Min(batch, ChunkTokens / seqLen));
+        using var buffers = new LayerBuffers(chunk * seqLen, HiddenSize, Heads * HeadDim, KvHeads * HeadDim, IntermediateSize);
+        for (int s0 = 0; s0 < batch; s0 += chunk)
         {
-            var names = w.LinearNames;
-            RmsNorm.Rows(hidden, w.InputNorm, normed, tokens, RmsNormEps);
-            var normedSpan = normed.AsSpan(0, tokens * h);
-            for (int i = 0; i < 3; i++) observer?.Observe(names[i], normedSpan, tokens, h);
-            Gemm.MatMulTransposeB(normedSpan, w.Qkv, qkv.AsSpan(0, tokens * qkvDim), tokens, qkvDim, h);
-            if (w.QkvBias is not null) AddRowBias(qkv, w.QkvBias, tokens);
-            SplitHeads(w, qkv, q, k, v, batch, seqLen);
-            CausalAttention.Forward(q, k, v, attention, batch, seqLen, Heads, KvHeads, HeadDim, SlidingWindow);
-
-            var attentionSpan = attention.AsSpan(0, tokens * qDim);
-            observer?.Observe(names[3], attentionSpan, tokens, qDim);
-            Gemm.MatMulTransposeB(attentionSpan, w.O, hidden[..(tokens * h)], tokens, h, qDim, accumulate: true);
-            if (w.OBias is not null) AddRowBias(hidden, w.OBias, tokens);
-
-            RmsNorm.Rows(hidden, w.PostAttentionNorm, normed, tokens, RmsNormEps);
-            for (int i = 4; i < 6; i++) observer?.Observe(names[i], normedSpan, tokens, h);
-            Gemm.MatMulTransposeB(normedSpan, w.GateUp, gateUp.AsSpan(0, tokens * 2 * inter), tokens, 2 * inter, h);
-            SwiGlu.Rows(gateUp, act, tokens, inter);
-            var actSpan = act.AsSpan(0, tokens * inter);
-            observer?.Observe(names[6], actSpan, tokens, inter);
-            Gemm.MatMulTransposeB(actSpan, w.Down, hidden[..(tokens * h)], tokens, h, inter, accumulate: true);
+            int samples = Math.Min(chunk, batch - s0);
+            ForwardChunk(w, hidden.Slice(s0 * seqLen * HiddenSize, samples * seqLen * HiddenSize), samples, seqLen, observer, buffers);
         }
-        finally
+    }
+
+    void ForwardChunk(DecoderLayerWeights w, Span<float> hidden, int batch, int seqLen, ILinearInputObserver? observer, LayerBuffers b)
+    {
+        int tokens = batch * seqLen, h = HiddenSize, inter = IntermediateSize;
+        int qDim = Heads * HeadDim, kvDim = KvHeads * HeadDim, qkvDim = qDim + 2 * kvDim;
+        var names = w.LinearNames;
+        var normed = b.Normed.AsSpan(0, tokens * h);
+
+        RmsNorm.Rows(hidden, w.InputNorm, normed, tokens, RmsNormEps);
+        for (int i = 0; i < 3; i++) observer?.Observe(names[i], normed, tokens, h);
+        Gemm.MatMulTransposeB(normed, w.Qkv, b.Qkv.AsSpan(0, tokens * qkvDim), tokens, qkvDim, h);
+        if (w.QkvBias is not null) AddRowBias(b.Qkv, w.QkvBias, tokens);
+        SplitHeads(w, b.Qkv, b.Q, b.K, b.V, batch, seqLen);
+        CausalAttention.Forward(b.Q, b.K, b.V, b.Attention, batch, seqLen, Heads, KvHeads, HeadDim, SlidingWindow);
+
+        var attention = b.Attention.AsSpan(0, tokens * qDim);
+        observer?.Observe(names[3], attention, tokens, qDim);
+        Gemm.MatMulTransposeB(attention, w.O, hidden, tokens, h, qDim, accumulate: true); // the residual add for free
+        if (w.OBias is not null) AddRowBias(hidden, w.OBias, tokens);
+
+        RmsNorm.Rows(hidden, w.PostAttentionNorm, normed, tokens, RmsNormEps);
+        for (int i = 4; i < 6; i++) observer?.Observe(names[i], normed, tokens, h);
+        Gemm.MatMulTransposeB(normed, w.GateUp, b.GateUp.AsSpan(0, tokens * 2 * inter), tokens, 2 * inter, h);
+        SwiGlu.Rows(b.GateUp, b.Act, tokens, inter);
+        var act = b.Act.AsSpan(0, tokens * inter);
+        observer?.Observe(names[6], act, tokens, inter);
+        Gemm.MatMulTransposeB(act, w.Down, hidden, tokens, h, inter, accumulate: true);
+    }
+
+    /// <summary>Scratch for one chunk of tokens, rented from the shared pool so repeated layers reuse it.</summary>
+    sealed class LayerBuffers(int tokens, int hidden, int qDim, int kvDim, int intermediate) : IDisposable
+    {
+        public readonly float[] Normed = Rent(tokens * hidden);                      // [tokens × hidden]
+        public readonly float[] Qkv = Rent(tokens * (qDim + 2 * kvDim));              // [tokens × (q + 2·kv)]
+        public readonly float[] Q = Rent(tokens * qDim);                              // [batch × heads × seqLen × headDim]
+        public readonly float[] K = Rent(tokens * kvDim);                             // [batch × kvHeads × seqLen × headDim]
+        public readonly float[] V = Rent(tokens * kvDim);                             // [batch × kvHeads × seqLen × headDim]
+        public readonly float[] Attention = Rent(tokens * qDim);                      // [tokens × heads · headDim]
+        public readonly float[] GateUp = Rent(tokens * 2 * intermediate);             // [tokens × 2·intermediate]
+        public readonly float[] Act = Rent(tokens * intermediate);                    // [tokens × intermediate]
+
+        static float[] Rent(int length) => ArrayPool<float>.Shared.Rent(length);
+
+        public void Dispose()
         {
-            foreach (var buffer in (float[][])[normed, qkv, q, k, v, attention, gateUp, act]) pool.Return(buffer);
+            foreach (var buffer in (float[][])[Normed, Qkv, Q, K, V, Attention, GateUp, Act]) ArrayPool<float>.Shared.Return(buffer);
         }
     }
 

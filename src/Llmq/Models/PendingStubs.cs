@@ -4,33 +4,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Llmq.Numerics
-{
-    public static class Gemm
-    {
-        public static void MatMulTransposeB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
-        {
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < n; j++)
-                {
-                    float s = System.Numerics.Tensors.TensorPrimitives.Dot(a.Slice(i * k, k), b.Slice(j * k, k));
-                    c[i * n + j] = accumulate ? c[i * n + j] + s : s;
-                }
-        }
-
-        public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)
-        {
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < n; j++)
-                {
-                    float s = 0;
-                    for (int p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
-                    c[i * n + j] = accumulate ? c[i * n + j] + s : s;
-                }
-        }
-    }
-}
-
 namespace Llmq.Checkpoints
 {
     public interface ITensorSource
