@@ -15,15 +15,8 @@ public static class Float8E4M3
     public const float MaxValue = 448f;
     public const byte NaN = 0x7F;
 
-    static readonly float[] Decode = BuildTable();
-
-    static float[] BuildTable()
-    {
-        var t = new float[256];
-        for (int i = 0; i < 256; i++)
-            t[i] = Reference.ToFloat((byte)i);
-        return t;
-    }
+    static readonly float[] Decode = Float8Codec.Table(Reference.ToFloat);
+    static readonly Float8Codec Codec = new(3, 7);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToFloat(byte b) => Decode[b];
@@ -35,13 +28,8 @@ public static class Float8E4M3
         uint bits = BitConverter.SingleToUInt32Bits(f);
         uint sign = (bits >> 24) & 0x80;
         bits &= 0x7FFF_FFFF;
-        uint r;
-        if (bits >= 0x43F0_0000)            // ≥ 480 (the first value past 448's rounding interval), inf, NaN
-            r = 0x7F;
-        else if (bits < 0x3C80_0000)        // below the smallest normal 2⁻⁶: let a float add do the subnormal RNE
-            r = BitConverter.SingleToUInt32Bits(BitConverter.UInt32BitsToSingle(bits) + DenormAdd) - DenormAddBits;
-        else
-            r = (bits + NormalBias + ((bits >> 20) & 1)) >> 20;
+        // ≥ 480 (the first value past 448's rounding interval), inf and NaN all become NaN.
+        uint r = bits >= 0x43F0_0000 ? 0x7F : Codec.EncodeMagnitude(bits);
         return (byte)(r | sign);
     }
 
@@ -49,20 +37,13 @@ public static class Float8E4M3
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static byte FromFloatSaturating(float f) => FromFloat(Math.Clamp(f, -MaxValue, MaxValue));
 
-    // 2¹⁴: its ulp (2⁻⁹) is exactly the e4m3 subnormal step, so x + 2¹⁴ rounds x to a subnormal code.
+    // The vector paths inline Float8Codec's arithmetic: 2¹⁴ has ulp 2⁻⁹ (the subnormal step); re-bias 127 → 7 and round at bit 20.
     const uint DenormAddBits = 141u << 23;
     static readonly float DenormAdd = BitConverter.UInt32BitsToSingle(DenormAddBits);
-    // Re-bias the exponent (127 → 7) and add 0x7FFFF so that the shift by 20 rounds to nearest (ties fixed by the odd bit).
     const uint NormalBias = unchecked((uint)((7 - 127) << 23) + 0x7FFFF);
 
     /// <summary>Decodes e4m3fn bytes to float32.</summary>
-    public static void ToFloat32(ReadOnlySpan<byte> src, Span<float> dst)
-    {
-        if (dst.Length < src.Length) throw new ArgumentException("destination too short", nameof(dst));
-        var table = Decode;
-        for (int i = 0; i < src.Length; i++)
-            dst[i] = table[src[i]];
-    }
+    public static void ToFloat32(ReadOnlySpan<byte> src, Span<float> dst) => Float8Codec.Decode(Decode, src, dst);
 
     /// <summary>Bulk <see cref="FromFloat"/> (or <see cref="FromFloatSaturating"/>), vectorized; equal to the scalar cast element by element.</summary>
     public static void FromFloat32(ReadOnlySpan<float> src, Span<byte> dst, bool saturate = false)

@@ -11,15 +11,8 @@ public static class Float8E5M2
 {
     public const float MaxValue = 57344f;
 
-    static readonly float[] Decode = BuildTable();
-
-    static float[] BuildTable()
-    {
-        var t = new float[256];
-        for (int i = 0; i < 256; i++)
-            t[i] = Reference.ToFloat((byte)i);
-        return t;
-    }
+    static readonly float[] Decode = Float8Codec.Table(Reference.ToFloat);
+    static readonly Float8Codec Codec = new(2, 15);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToFloat(byte b) => Decode[b];
@@ -30,30 +23,15 @@ public static class Float8E5M2
         uint bits = BitConverter.SingleToUInt32Bits(f);
         uint sign = (bits >> 24) & 0x80;
         bits &= 0x7FFF_FFFF;
-        uint r;
-        if (bits >= 0x4780_0000)            // ≥ 65536 = first value past the largest rounding interval; inf; NaN
-            r = bits > 0x7F80_0000 ? 0x7Fu : 0x7Cu;
-        else if (bits < 0x3880_0000)        // below the smallest normal 2⁻¹⁴: float add by 2⁷ (ulp 2⁻¹⁶) rounds to a subnormal
-            r = BitConverter.SingleToUInt32Bits(BitConverter.UInt32BitsToSingle(bits) + DenormAdd) - DenormAddBits;
-        else
-            r = (bits + NormalBias + ((bits >> 21) & 1)) >> 21;
+        // ≥ 65536 (past the largest rounding interval) and inf become inf; NaN stays NaN.
+        uint r = bits >= 0x4780_0000 ? (bits > 0x7F80_0000 ? 0x7Fu : 0x7Cu) : Codec.EncodeMagnitude(bits);
         return (byte)(r | sign);
     }
 
     /// <summary>Clamp to ±57344 first (NaN stays NaN).</summary>
     public static byte FromFloatSaturating(float f) => FromFloat(Math.Clamp(f, -MaxValue, MaxValue));
 
-    const uint DenormAddBits = 134u << 23;
-    static readonly float DenormAdd = BitConverter.UInt32BitsToSingle(DenormAddBits);
-    const uint NormalBias = unchecked((uint)((15 - 127) << 23) + 0xFFFFF);
-
-    public static void ToFloat32(ReadOnlySpan<byte> src, Span<float> dst)
-    {
-        if (dst.Length < src.Length) throw new ArgumentException("destination too short", nameof(dst));
-        var table = Decode;
-        for (int i = 0; i < src.Length; i++)
-            dst[i] = table[src[i]];
-    }
+    public static void ToFloat32(ReadOnlySpan<byte> src, Span<float> dst) => Float8Codec.Decode(Decode, src, dst);
 
     public static void FromFloat32(ReadOnlySpan<float> src, Span<byte> dst, bool saturate = false)
     {

@@ -13,61 +13,44 @@ namespace Llmq.Quantization;
 public static class FakeQuant
 {
     /// <summary>Quantizes a [Rows, Cols] weight to codes.</summary>
-    public static void Quantize(ReadOnlySpan<float> weight, QParams qp, QuantizationArgs args, Span<byte> codes)
-    {
-        Check(weight.Length, codes.Length, qp);
-        unsafe
-        {
-            fixed (float* w = weight)
-            fixed (byte* c = codes)
-            {
-                float* wp = w; byte* cp = c;
-                ForRows(qp, (r, c0, len, slot) =>
-                    QuantizeSegment(new ReadOnlySpan<float>(wp + (long)r * qp.Cols + c0, len), qp.EffectiveScale(slot), qp.ZeroPointOf(slot), args,
-                        new Span<byte>(cp + (long)r * qp.Cols + c0, len)));
-            }
-        }
-    }
+    public static void Quantize(ReadOnlySpan<float> weight, QParams qp, QuantizationArgs args, Span<byte> codes) =>
+        ForSegments(weight, codes, qp, (src, dst, slot) => QuantizeSegment(src, qp.EffectiveScale(slot), qp.ZeroPointOf(slot), args, dst));
 
     /// <summary>Dequantizes codes back to a [Rows, Cols] float weight.</summary>
-    public static void Dequantize(ReadOnlySpan<byte> codes, QParams qp, QuantizationArgs args, Span<float> weight)
-    {
-        Check(weight.Length, codes.Length, qp);
-        unsafe
-        {
-            fixed (float* w = weight)
-            fixed (byte* c = codes)
-            {
-                float* wp = w; byte* cp = c;
-                ForRows(qp, (r, c0, len, slot) =>
-                    DequantizeSegment(new ReadOnlySpan<byte>(cp + (long)r * qp.Cols + c0, len), qp.EffectiveScale(slot), qp.ZeroPointOf(slot), args,
-                        new Span<float>(wp + (long)r * qp.Cols + c0, len)));
-            }
-        }
-    }
+    public static void Dequantize(ReadOnlySpan<byte> codes, QParams qp, QuantizationArgs args, Span<float> weight) =>
+        ForSegments(codes, weight, qp, (src, dst, slot) => DequantizeSegment(src, qp.EffectiveScale(slot), qp.ZeroPointOf(slot), args, dst));
 
     /// <summary>Quantize then dequantize (what GPTQ and error measurements need); <paramref name="result"/> may alias <paramref name="weight"/>.</summary>
-    public static void QuantizeDequantize(ReadOnlySpan<float> weight, QParams qp, QuantizationArgs args, Span<float> result)
-    {
-        Check(weight.Length, result.Length, qp);
-        unsafe
+    public static void QuantizeDequantize(ReadOnlySpan<float> weight, QParams qp, QuantizationArgs args, Span<float> result) =>
+        ForSegments(weight, result, qp, (src, dst, slot) =>
         {
-            fixed (float* w = weight)
-            fixed (float* o = result)
+            float eff = qp.EffectiveScale(slot), zp = qp.ZeroPointOf(slot);
+            Span<byte> tmp = stackalloc byte[Math.Min(src.Length, 4096)];
+            for (int done = 0; done < src.Length; done += tmp.Length)
             {
-                float* wp = w; float* op = o;
-                ForRows(qp, (r, c0, len, slot) =>
-                {
-                    Span<byte> tmp = stackalloc byte[Math.Min(len, 4096)];
-                    for (int done = 0; done < len; done += tmp.Length)
-                    {
-                        int n = Math.Min(tmp.Length, len - done);
-                        long at = (long)r * qp.Cols + c0 + done;
-                        QuantizeSegment(new ReadOnlySpan<float>(wp + at, n), qp.EffectiveScale(slot), qp.ZeroPointOf(slot), args, tmp[..n]);
-                        DequantizeSegment(tmp[..n], qp.EffectiveScale(slot), qp.ZeroPointOf(slot), args, new Span<float>(op + at, n));
-                    }
-                });
+                int n = Math.Min(tmp.Length, src.Length - done);
+                QuantizeSegment(src.Slice(done, n), eff, zp, args, tmp[..n]);
+                DequantizeSegment(tmp[..n], eff, zp, args, dst.Slice(done, n));
             }
+        });
+
+    delegate void SegmentAction<TIn, TOut>(ReadOnlySpan<TIn> src, Span<TOut> dst, int slot);
+
+    /// <summary>Runs <paramref name="action"/> on every run of a row that shares one slot, in both arrays, rows in parallel.</summary>
+    static unsafe void ForSegments<TIn, TOut>(ReadOnlySpan<TIn> a, Span<TOut> b, QParams qp, SegmentAction<TIn, TOut> action)
+        where TIn : unmanaged where TOut : unmanaged
+    {
+        long n = (long)qp.Rows * qp.Cols;
+        if (a.Length != n || b.Length != n) throw new ArgumentException($"expected {n} elements for [{qp.Rows}, {qp.Cols}]");
+        fixed (TIn* pa = a)
+        fixed (TOut* pb = b)
+        {
+            TIn* ap = pa; TOut* bp = pb;
+            ForRows(qp, (r, c0, len, slot) =>
+            {
+                long at = (long)r * qp.Cols + c0;
+                action(new ReadOnlySpan<TIn>(ap + at, len), new Span<TOut>(bp + at, len), slot);
+            });
         }
     }
 
@@ -135,12 +118,6 @@ public static class FakeQuant
                     segment(r, c0, Math.Min(qp.ColsPerSlot, cols - c0), qp.Slot(r, c0));
             }
         });
-    }
-
-    static void Check(int a, int b, QParams qp)
-    {
-        long n = (long)qp.Rows * qp.Cols;
-        if (a != n || b != n) throw new ArgumentException($"expected {n} elements for [{qp.Rows}, {qp.Cols}]");
     }
 
     /// <summary>The scalar definition (spec §4.3) the fast paths are tested against.</summary>
