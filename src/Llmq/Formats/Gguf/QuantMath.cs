@@ -149,89 +149,17 @@ internal static class QuantMath
     /// <summary>Asymmetric levels in [0, nmax] with a min (returned negated in <paramref name="theMin"/>): rounds, then tries
     /// nstep+1 inverse scales (rmin + rdelta·is + nmax)/(max − min), each refit by weighted least squares (make_qkx2_quants).</summary>
     public static float MakeQkx2Quants(int n, int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> L,
-        out float theMin, Span<byte> Laux, float rmin, float rdelta, int nstep, bool useMad)
-    {
-        float min = x[0], max = x[0];
-        float sumW = weights[0];
-        float sumX = sumW * x[0];
-        for (int i = 1; i < n; ++i)
-        {
-            if (x[i] < min) min = x[i];
-            if (x[i] > max) max = x[i];
-            float w = weights[i];
-            sumW += w;
-            sumX += w * x[i];
-        }
-        if (min > 0) min = 0;
-        if (max == min)
-        {
-            L[..n].Clear();
-            theMin = -min;
-            return 0f;
-        }
-        float iscale = nmax / (max - min);
-        float scale = 1 / iscale;
-        float bestError = 0;
-        for (int i = 0; i < n; ++i)
-        {
-            int l = NearestInt(iscale * (x[i] - min));
-            L[i] = (byte)Clamp(l, 0, nmax);
-            float diff = scale * L[i] + min - x[i];
-            diff = useMad ? MathF.Abs(diff) : diff * diff;
-            bestError += weights[i] * diff;
-        }
-        if (nstep < 1)
-        {
-            theMin = -min;
-            return scale;
-        }
-        for (int step = 0; step <= nstep; ++step)
-        {
-            iscale = (rmin + rdelta * step + nmax) / (max - min);
-            float sumL = 0, sumL2 = 0, sumXl = 0;
-            for (int i = 0; i < n; ++i)
-            {
-                int l = Clamp(NearestInt(iscale * (x[i] - min)), 0, nmax);
-                Laux[i] = (byte)l;
-                float w = weights[i];
-                sumL += w * l;
-                sumL2 += w * l * l;
-                sumXl += w * l * x[i];
-            }
-            float D = sumW * sumL2 - sumL * sumL;
-            if (D > 0)
-            {
-                float thisScale = (sumW * sumXl - sumX * sumL) / D;
-                float thisMin = (sumL2 * sumX - sumL * sumXl) / D;
-                if (thisMin > 0)
-                {
-                    thisMin = 0;
-                    thisScale = sumXl / sumL2;
-                }
-                float curError = 0;
-                for (int i = 0; i < n; ++i)
-                {
-                    float diff = thisScale * Laux[i] + thisMin - x[i];
-                    diff = useMad ? MathF.Abs(diff) : diff * diff;
-                    curError += weights[i] * diff;
-                }
-                if (curError < bestError)
-                {
-                    Laux[..n].CopyTo(L);
-                    bestError = curError;
-                    scale = thisScale;
-                    min = thisMin;
-                }
-            }
-        }
-        theMin = -min;
-        return scale;
-    }
+        out float theMin, Span<byte> Laux, float rmin, float rdelta, int nstep, bool useMad) =>
+        MakeQkxQuants(n, nmax, x, weights, L, out theMin, Laux, rmin, rdelta, nstep, useMad, guardedLevels: false);
 
-    /// <summary>make_qkx3_quants: as <see cref="MakeQkx2Quants"/> but with default weights x² when none are given, an
-    /// empty-range test of max ≤ min, and levels computed from a clamped value so a degenerate min cannot overflow.</summary>
+    /// <summary>make_qkx3_quants: as <see cref="MakeQkx2Quants"/> but with default weights x² when none are given and
+    /// trial levels computed from a clamped value, so a degenerate min cannot overflow the rounding.</summary>
     public static float MakeQkx3Quants(int n, int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> L,
-        out float theMin, Span<byte> Laux, float rmin, float rdelta, int nstep, bool useMad)
+        out float theMin, Span<byte> Laux, float rmin, float rdelta, int nstep, bool useMad) =>
+        MakeQkxQuants(n, nmax, x, weights, L, out theMin, Laux, rmin, rdelta, nstep, useMad, guardedLevels: true);
+
+    static float MakeQkxQuants(int n, int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> L,
+        out float theMin, Span<byte> Laux, float rmin, float rdelta, int nstep, bool useMad, bool guardedLevels)
     {
         bool hasWeights = !weights.IsEmpty;
         float min = x[0], max = x[0];
@@ -254,7 +182,7 @@ internal static class QuantMath
         }
         float iscale = nmax / (max - min);
         float scale = 1 / iscale;
-        float bestMad = 0;
+        float bestError = 0;
         for (int i = 0; i < n; ++i)
         {
             int l = NearestInt(iscale * (x[i] - min));
@@ -262,7 +190,7 @@ internal static class QuantMath
             float diff = scale * L[i] + min - x[i];
             diff = useMad ? MathF.Abs(diff) : diff * diff;
             float w = hasWeights ? weights[i] : x[i] * x[i];
-            bestMad += w * diff;
+            bestError += w * diff;
         }
         if (nstep < 1)
         {
@@ -276,7 +204,7 @@ internal static class QuantMath
             for (int i = 0; i < n; ++i)
             {
                 float v = iscale * (x[i] - min);
-                int l = v > 0 ? NearestInt(v < nmax ? v : nmax) : 0;
+                int l = guardedLevels ? (v > 0 ? NearestInt(v < nmax ? v : nmax) : 0) : Clamp(NearestInt(v), 0, nmax);
                 Laux[i] = (byte)l;
                 float w = hasWeights ? weights[i] : x[i] * x[i];
                 sumL += w * l;
@@ -293,18 +221,18 @@ internal static class QuantMath
                     thisMin = 0;
                     thisScale = sumXl / sumL2;
                 }
-                float mad = 0;
+                float error = 0;
                 for (int i = 0; i < n; ++i)
                 {
                     float diff = thisScale * Laux[i] + thisMin - x[i];
                     diff = useMad ? MathF.Abs(diff) : diff * diff;
                     float w = hasWeights ? weights[i] : x[i] * x[i];
-                    mad += w * diff;
+                    error += w * diff;
                 }
-                if (mad < bestMad)
+                if (error < bestError)
                 {
                     Laux[..n].CopyTo(L);
-                    bestMad = mad;
+                    bestError = error;
                     scale = thisScale;
                     min = thisMin;
                 }
