@@ -1,0 +1,138 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using static Llmq.Numerics.Gemm;
+
+namespace Llmq.Numerics;
+
+/// <summary>Packing and the register-blocked micro-kernel behind <see cref="Gemm"/>.
+/// <para>Packed A: micro-panels of MR rows, each stored depth-major — element (r, p) at <c>panel[p·MR + r]</c>.
+/// Packed B: micro-panels of NR columns — element (p, q) at <c>panel[p·NR + q]</c>. Rows/columns past the matrix edge
+/// are zeros, so the kernel always computes a full MR×NR tile.</para></summary>
+internal static unsafe class GemmKernels
+{
+    /// <summary>Packs rows [ic, ic+mc) × depth [pc, pc+kc) of A into MR-row micro-panels at <paramref name="dst"/>.</summary>
+    public static void PackA(Operand a, int ic, int mc, int pc, int kc, float* dst) =>
+        Pack(a.P, a.RowStride, a.ColStride, ic, mc, pc, kc, MR, dst);
+
+    /// <summary>Packs depth [pc, pc+kc) × columns [jc, jc+nc) of B into NR-column micro-panels at <paramref name="dst"/>.</summary>
+    public static void PackB(Operand b, int pc, int kc, int jc, int nc, float* dst) =>
+        Pack(b.P, b.ColStride, b.RowStride, jc, nc, pc, kc, NR, dst);
+
+    /// <summary>Packing is the same for both operands once named by their roles: the panel runs across
+    /// <paramref name="width"/> lines (A's rows, B's columns) starting at line <paramref name="start"/>; element
+    /// (line, depth) sits at src[line·lineStride + depth·depthStride] and goes to panel[depth·width + line].</summary>
+    static void Pack(float* src, long lineStride, long depthStride, int start, int count, int pc, int kc, int width, float* dst)
+    {
+        for (int l0 = 0; l0 < count; l0 += width)
+        {
+            int lines = Math.Min(width, count - l0);
+            float* panel = dst + (long)l0 * kc;
+            if (lines < width) new Span<float>(panel, width * kc).Clear();
+            float* origin = src + (start + l0) * lineStride + pc * depthStride;
+            if (lineStride == 1)
+            {
+                // Lines adjacent in memory (A·B's B, XᵀX's both sides): one contiguous copy per depth step.
+                for (int p = 0; p < kc; p++)
+                    new ReadOnlySpan<float>(origin + p * depthStride, lines).CopyTo(new Span<float>(panel + p * width, lines));
+            }
+            else if (depthStride == 1)
+            {
+                // Depth adjacent (A's rows, a Linear weight's rows): read each line once, scatter with stride width.
+                for (int l = 0; l < lines; l++)
+                {
+                    float* line = origin + l * lineStride;
+                    for (int p = 0; p < kc; p++) panel[p * width + l] = line[p];
+                }
+            }
+            else
+            {
+                for (int l = 0; l < lines; l++)
+                    for (int p = 0; p < kc; p++) panel[p * width + l] = origin[l * lineStride + p * depthStride];
+            }
+        }
+    }
+
+    /// <summary>tile[MR×NR] = packed A micro-panel · packed B micro-panel over depth kc. The instruction set is chosen here,
+    /// once; the JIT drops the branches that cannot be taken.</summary>
+    public static void MicroKernel(int kc, float* a, float* b, float* tile)
+    {
+        if (Vector512.IsHardwareAccelerated) Kernel512(kc, a, b, tile);
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            // 8×32 as four 4×16 quarters: 8 accumulators each, within AVX2's 16 registers.
+            for (int rh = 0; rh < MR; rh += 4)
+                for (int ch = 0; ch < NR; ch += 16)
+                    Kernel256Quarter(kc, a + rh, b + ch, tile + rh * NR + ch);
+        }
+        else KernelScalar(kc, a, b, tile);
+    }
+
+    /// <summary>8×32 tile in 16 zmm accumulators: per depth step two loads of B, eight broadcasts of A, sixteen FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel512(int kc, float* a, float* b, float* tile)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var x = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+            a += MR;
+            b += NR;
+        }
+        c00.Store(tile); c01.Store(tile + 16);
+        c10.Store(tile + 32); c11.Store(tile + 48);
+        c20.Store(tile + 64); c21.Store(tile + 80);
+        c30.Store(tile + 96); c31.Store(tile + 112);
+        c40.Store(tile + 128); c41.Store(tile + 144);
+        c50.Store(tile + 160); c51.Store(tile + 176);
+        c60.Store(tile + 192); c61.Store(tile + 208);
+        c70.Store(tile + 224); c71.Store(tile + 240);
+    }
+
+    /// <summary>A 4×16 quarter of the tile with ymm registers; <paramref name="a"/> and <paramref name="b"/> point into the
+    /// full-width packed panels (strides MR and NR).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel256Quarter(int kc, float* a, float* b, float* tile)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default,
+            c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var x = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+            x = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(x, b0, c10); c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+            x = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(x, b0, c20); c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+            x = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+            a += MR;
+            b += NR;
+        }
+        c00.Store(tile); c01.Store(tile + 8);
+        c10.Store(tile + NR); c11.Store(tile + NR + 8);
+        c20.Store(tile + 2 * NR); c21.Store(tile + 2 * NR + 8);
+        c30.Store(tile + 3 * NR); c31.Store(tile + 3 * NR + 8);
+    }
+
+    /// <summary>Portable fallback (no SIMD, e.g. DOTNET_EnableHWIntrinsic=0).</summary>
+    static void KernelScalar(int kc, float* a, float* b, float* tile)
+    {
+        new Span<float>(tile, MR * NR).Clear();
+        for (int p = 0; p < kc; p++, a += MR, b += NR)
+            for (int r = 0; r < MR; r++)
+            {
+                float x = a[r];
+                float* row = tile + r * NR;
+                for (int q = 0; q < NR; q++) row[q] += x * b[q];
+            }
+    }
+}
