@@ -1,3 +1,4 @@
+using Llmq.Numerics;
 using System.Numerics.Tensors;
 
 namespace Llmq.Algorithms;
@@ -117,10 +118,10 @@ public static class Gptq
             }
             try
             {
-                TempCholesky.UpperCholeskyOfInverse(u, cols);
+                Cholesky.UpperCholeskyOfInverse(u, cols);
                 return (u, false);
             }
-            catch (TempNotPositiveDefiniteException)
+            catch (NotPositiveDefiniteException)
             {
             }
         }
@@ -213,7 +214,7 @@ public static class Gptq
                 for (var j = 0; j < m; j++)
                     for (var p = 0; p < k; p++)
                         trailing[j * k + p] = -_u[(i1 + p) * _cols + i2 + j];
-                TempGemm.MatMul(trailing.AsSpan(0, m * k), _errors.AsSpan(0, k * _rows), WT.AsSpan(i2 * _rows), m, _rows, k, accumulate: true);
+                Gemm.MatMul(trailing.AsSpan(0, m * k), _errors.AsSpan(0, k * _rows), WT.AsSpan(i2 * _rows), m, _rows, k, accumulate: true);
             }
             return chunkLoss.Sum();
         }
