@@ -1,4 +1,5 @@
 using Llmq.Numerics;
+using Llmq.Quantization;
 using System.Text.Json;
 using Llmq.Algorithms;
 
@@ -64,7 +65,7 @@ public class GptqVectorsTests
     static (double Error, GptqResult Result) Run(bool symmetric, ActOrder actOrder, bool roundToNearest, GroupQParams when = GroupQParams.AtGroupStart)
     {
         var data = Data.Value;
-        var args = new TempQuantArgs { NumBits = 4, Symmetric = symmetric, Strategy = TempStrategy.Group, GroupSize = 128 };
+        var args = new QuantizationArgs { NumBits = 4, Symmetric = symmetric, GroupSize = 128 }.Validated();
         var w = (float[])data.W.Clone();
         var h = new float[Cols * Cols];
         if (roundToNearest)
