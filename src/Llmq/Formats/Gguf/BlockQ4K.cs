@@ -1,0 +1,188 @@
+using System.Buffers.Binary;
+
+namespace Llmq.Formats.Gguf;
+
+/// <summary>Q4_K and Q5_K: super-blocks of 256 weights in 8 sub-blocks of 32, each with a 6-bit scale and a 6-bit min
+/// (packed into 12 bytes, see <see cref="QuantMath.GetScaleMinK4"/>) under f16 d and dmin: w = d·sc·q − dmin·m.
+/// <list type="bullet">
+/// <item>Q4_K = d, dmin, scales[12], qs[128] (144 bytes, 4.5 bpw). Sub-blocks 2k and 2k+1 share qs[32k..32k+32): low and high nibble.</item>
+/// <item>Q5_K = d, dmin, scales[12], qh[32], qs[128] (176 bytes, 5.5 bpw). Bit 4 of weight 64k+l is qh[l] bit 2k, of weight 64k+32+l bit 2k+1.</item>
+/// </list>
+/// Without importance weights the sub-block fit is make_qkx2_quants weighted by rms + |x| and the scales are rounded
+/// against the largest; with them it is make_qkx3_quants weighted by imatrix·sqrt(σ² + x²) and make_qp_quants picks the scales.</summary>
+internal static class BlockQ4K
+{
+    public const int QK = GgmlTypes.QK_K;
+    public const int Q4KBytes = 144;
+    public const int Q5KBytes = 176;
+
+    public static void QuantizeRowQ4K(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance) =>
+        QuantizeRow(x, y, importance, nmax: 15, Q4KBytes);
+
+    public static void QuantizeRowQ5K(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance) =>
+        QuantizeRow(x, y, importance, nmax: 31, Q5KBytes);
+
+    static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int nmax, int blockBytes)
+    {
+        Span<byte> L = stackalloc byte[QK];
+        Span<byte> Laux = stackalloc byte[32];
+        Span<float> weights = stackalloc float[32];
+        Span<float> mins = stackalloc float[QK / 32];
+        Span<float> scales = stackalloc float[QK / 32];
+        Span<float> sw = stackalloc float[QK / 32];
+        Span<byte> Ls = stackalloc byte[QK / 32];
+        Span<byte> Lm = stackalloc byte[QK / 32];
+        int nb = x.Length / QK;
+        for (int i = 0; i < nb; i++)
+        {
+            var xb = x.Slice(i * QK, QK);
+            var yb = y.Slice(i * blockBytes, blockBytes);
+            var sc = yb.Slice(4, 12);
+            sc.Clear();
+            if (importance.IsEmpty)
+            {
+                float maxScale = 0, maxMin = 0;
+                for (int j = 0; j < QK / 32; ++j)
+                {
+                    var xs = xb.Slice(32 * j, 32);
+                    float sumX2 = 0;
+                    for (int l = 0; l < 32; ++l) sumX2 += xs[l] * xs[l];
+                    float avX = MathF.Sqrt(sumX2 / 32);
+                    for (int l = 0; l < 32; ++l) weights[l] = avX + MathF.Abs(xs[l]);
+                    scales[j] = nmax == 15
+                        ? QuantMath.MakeQkx2Quants(32, 15, xs, weights, L.Slice(32 * j, 32), out mins[j], Laux, -1f, 0.1f, 20, false)
+                        : QuantMath.MakeQkx2Quants(32, 31, xs, weights, L.Slice(32 * j, 32), out mins[j], Laux, -0.5f, 0.1f, 15, false);
+                    if (scales[j] > maxScale) maxScale = scales[j];
+                    if (mins[j] > maxMin) maxMin = mins[j];
+                }
+                float invScale = maxScale > 0 ? 63f / maxScale : 0f;
+                float invMin = maxMin > 0 ? 63f / maxMin : 0f;
+                for (int j = 0; j < QK / 32; ++j)
+                {
+                    byte ls = (byte)QuantMath.NearestInt(invScale * scales[j]);
+                    byte lm = (byte)QuantMath.NearestInt(invMin * mins[j]);
+                    QuantMath.PutScaleMinK4(j, Math.Min((byte)63, ls), Math.Min((byte)63, lm), sc);
+                }
+                BinaryPrimitives.WriteUInt16LittleEndian(yb, QuantMath.ToHalf(maxScale / 63f));
+                BinaryPrimitives.WriteUInt16LittleEndian(yb[2..], QuantMath.ToHalf(maxMin / 63f));
+            }
+            else
+            {
+                var qwBlock = importance.Slice(i * QK, QK);
+                float sumX2 = 0;
+                for (int l = 0; l < QK; ++l) sumX2 += xb[l] * xb[l];
+                float sigma2 = 2 * sumX2 / QK;
+                for (int j = 0; j < QK / 32; ++j)
+                {
+                    var xs = xb.Slice(32 * j, 32);
+                    var qw = qwBlock.Slice(32 * j, 32);
+                    for (int l = 0; l < 32; ++l) weights[l] = qw[l] * MathF.Sqrt(sigma2 + xs[l] * xs[l]);
+                    float sumw = 0;
+                    for (int l = 0; l < 32; ++l) sumw += weights[l];
+                    sw[j] = sumw;
+                    scales[j] = QuantMath.MakeQkx3Quants(32, nmax, xs, weights, L.Slice(32 * j, 32), out mins[j], Laux, -0.9f, 0.05f, 36, false);
+                }
+                float dBlock = QuantMath.MakeQpQuants(QK / 32, 63, scales, Ls, sw);
+                float mBlock = QuantMath.MakeQpQuants(QK / 32, 63, mins, Lm, sw);
+                // A negative sub-block scale wraps to a byte above 63; ggml clamps it for Q5_K but not for Q4_K, where
+                // its stray high bits land in the packed array as they do in llama.cpp.
+                for (int j = 0; j < QK / 32; ++j)
+                {
+                    if (nmax == 15) QuantMath.PutScaleMinK4(j, Ls[j], Lm[j], sc);
+                    else QuantMath.PutScaleMinK4(j, Math.Min((byte)63, Ls[j]), Math.Min((byte)63, Lm[j]), sc);
+                }
+                BinaryPrimitives.WriteUInt16LittleEndian(yb, QuantMath.ToHalf(dBlock));
+                BinaryPrimitives.WriteUInt16LittleEndian(yb[2..], QuantMath.ToHalf(mBlock));
+            }
+
+            float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb));
+            float mAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[2..]));
+            for (int j = 0; j < QK / 32; ++j)
+            {
+                QuantMath.GetScaleMinK4(j, sc, out byte s, out byte m);
+                float d = dAll * s;
+                if (d == 0) continue;
+                float dm = mAll * m;
+                for (int ii = 0; ii < 32; ++ii)
+                {
+                    int l = QuantMath.NearestInt((xb[32 * j + ii] + dm) / d);
+                    L[32 * j + ii] = (byte)Math.Clamp(l, 0, nmax);
+                }
+            }
+
+            if (nmax == 15)
+            {
+                var q = yb.Slice(16, QK / 2);
+                for (int j = 0; j < QK; j += 64)
+                    for (int l = 0; l < 32; ++l)
+                        q[j / 2 + l] = (byte)(L[j + l] | (L[j + l + 32] << 4));
+            }
+            else
+            {
+                var qh = yb.Slice(16, QK / 8);
+                var ql = yb.Slice(48, QK / 2);
+                qh.Clear();
+                byte m1 = 1, m2 = 2;
+                for (int n = 0; n < QK; n += 64)
+                {
+                    for (int j = 0; j < 32; ++j)
+                    {
+                        int l1 = L[n + j];
+                        if (l1 > 15) { l1 -= 16; qh[j] |= m1; }
+                        int l2 = L[n + j + 32];
+                        if (l2 > 15) { l2 -= 16; qh[j] |= m2; }
+                        ql[n / 2 + j] = (byte)(l1 | (l2 << 4));
+                    }
+                    m1 <<= 2; m2 <<= 2;
+                }
+            }
+        }
+    }
+
+    public static void DequantizeRowQ4K(ReadOnlySpan<byte> y, Span<float> x)
+    {
+        int nb = x.Length / QK;
+        for (int i = 0; i < nb; i++)
+        {
+            var yb = y.Slice(i * Q4KBytes, Q4KBytes);
+            var xb = x.Slice(i * QK, QK);
+            float d = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb));
+            float min = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[2..]));
+            var sc = yb.Slice(4, 12);
+            for (int j = 0, isc = 0; j < QK; j += 64, isc += 2)
+            {
+                var q = yb.Slice(16 + j / 2, 32);
+                QuantMath.GetScaleMinK4(isc, sc, out byte s1, out byte m1);
+                QuantMath.GetScaleMinK4(isc + 1, sc, out byte s2, out byte m2);
+                float d1 = d * s1, mm1 = min * m1, d2 = d * s2, mm2 = min * m2;
+                for (int l = 0; l < 32; ++l) xb[j + l] = d1 * (q[l] & 0xF) - mm1;
+                for (int l = 0; l < 32; ++l) xb[j + 32 + l] = d2 * (q[l] >> 4) - mm2;
+            }
+        }
+    }
+
+    public static void DequantizeRowQ5K(ReadOnlySpan<byte> y, Span<float> x)
+    {
+        int nb = x.Length / QK;
+        for (int i = 0; i < nb; i++)
+        {
+            var yb = y.Slice(i * Q5KBytes, Q5KBytes);
+            var xb = x.Slice(i * QK, QK);
+            float d = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb));
+            float min = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[2..]));
+            var sc = yb.Slice(4, 12);
+            var qh = yb.Slice(16, 32);
+            byte u1 = 1, u2 = 2;
+            for (int j = 0, isc = 0; j < QK; j += 64, isc += 2)
+            {
+                var ql = yb.Slice(48 + j / 2, 32);
+                QuantMath.GetScaleMinK4(isc, sc, out byte s1, out byte m1);
+                QuantMath.GetScaleMinK4(isc + 1, sc, out byte s2, out byte m2);
+                float d1 = d * s1, mm1 = min * m1, d2 = d * s2, mm2 = min * m2;
+                for (int l = 0; l < 32; ++l) xb[j + l] = d1 * ((ql[l] & 0xF) + ((qh[l] & u1) != 0 ? 16 : 0)) - mm1;
+                for (int l = 0; l < 32; ++l) xb[j + 32 + l] = d2 * ((ql[l] >> 4) + ((qh[l] & u2) != 0 ? 16 : 0)) - mm2;
+                u1 <<= 2; u2 <<= 2;
+            }
+        }
+    }
+}

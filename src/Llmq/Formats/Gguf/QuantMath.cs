@@ -1,0 +1,356 @@
+using System.Runtime.CompilerServices;
+
+namespace Llmq.Formats.Gguf;
+
+/// <summary>The scale/level searches shared by ggml's block quantizers (ggml-quants.c: nearest_int, make_qx_quants,
+/// make_q3_quants, make_qkx2_quants, make_qkx3_quants, make_qp_quants). Written to keep ggml's float32 operation order
+/// exactly — every sum accumulates left to right, <c>a*b*c</c> is <c>(a*b)*c</c>, and nothing is fused into an FMA —
+/// because the chosen scale depends on the last bit of those sums and the output must match llama.cpp byte for byte.</summary>
+internal static class QuantMath
+{
+    /// <summary>ggml's GROUP_MAX_EPS: a group whose largest magnitude is below this is all zeros.</summary>
+    public const float GroupMaxEps = 1e-15f;
+
+    /// <summary>Round to nearest, ties to even, by the 1.5·2^23 trick (exact for |x| ≤ 4194303, as ggml asserts).
+    /// Reproduces ggml's bit pattern for any input, so out-of-range values behave as in llama.cpp too.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int NearestInt(float x)
+    {
+        float v = x + 12582912f;
+        return (BitConverter.SingleToInt32Bits(v) & 0x007fffff) - 0x00400000;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static int Clamp(int v, int lo, int hi) => v < lo ? lo : v > hi ? hi : v;
+
+    /// <summary>Symmetric levels L in [0, 2·nmax) (stored as l + nmax) for n values; returns the scale.
+    /// rmseType 0 = plain rounding; 1 = weights x² (or <paramref name="qw"/>), then a ±0.9 search of the inverse scale.</summary>
+    public static float MakeQxQuants(int n, int nmax, ReadOnlySpan<float> x, Span<sbyte> L, int rmseType, ReadOnlySpan<float> qw)
+    {
+        float max = 0, amax = 0;
+        for (int i = 0; i < n; ++i)
+        {
+            float ax = MathF.Abs(x[i]);
+            if (ax > amax) { amax = ax; max = x[i]; }
+        }
+        if (amax < GroupMaxEps)
+        {
+            L[..n].Clear();
+            return 0f;
+        }
+        float iscale = -nmax / max;
+        if (rmseType == 0)
+        {
+            for (int i = 0; i < n; ++i)
+                L[i] = (sbyte)(nmax + Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1));
+            return 1 / iscale;
+        }
+        bool returnEarly = false;
+        if (rmseType < 0) { rmseType = -rmseType; returnEarly = true; }
+        bool hasWeights = !qw.IsEmpty;
+        float sumlx = 0, suml2 = 0;
+        for (int i = 0; i < n; ++i)
+        {
+            int l = Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+            L[i] = (sbyte)(l + nmax);
+            float w = Weight(hasWeights, qw, rmseType, x[i], i);
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+        if (returnEarly) return suml2 > 0 ? 0.5f * (scale + 1 / iscale) : 1 / iscale;
+        float best = scale * sumlx;
+        for (int step = -9; step <= 9; ++step)
+        {
+            if (step == 0) continue;
+            iscale = -(nmax + 0.1f * step) / max;
+            sumlx = suml2 = 0;
+            for (int i = 0; i < n; ++i)
+            {
+                int l = Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+                float w = Weight(hasWeights, qw, rmseType, x[i], i);
+                sumlx += w * x[i] * l;
+                suml2 += w * l * l;
+            }
+            if (suml2 > 0 && sumlx * sumlx > best * suml2)
+            {
+                for (int i = 0; i < n; ++i)
+                    L[i] = (sbyte)(nmax + Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1));
+                scale = sumlx / suml2;
+                best = scale * sumlx;
+            }
+        }
+        return scale;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Weight(bool hasWeights, ReadOnlySpan<float> qw, int rmseType, float x, int i) =>
+        hasWeights ? qw[i] : rmseType == 1 ? x * x : rmseType == 2 ? 1 : rmseType == 3 ? MathF.Abs(x) : MathF.Sqrt(MathF.Abs(x));
+
+    /// <summary>Q3_K's symmetric levels (stored as l + nmax) with an optional coordinate-descent refinement weighted by x².</summary>
+    public static float MakeQ3Quants(int n, int nmax, ReadOnlySpan<float> x, Span<sbyte> L, bool doRmse)
+    {
+        float max = 0, amax = 0;
+        for (int i = 0; i < n; ++i)
+        {
+            float ax = MathF.Abs(x[i]);
+            if (ax > amax) { amax = ax; max = x[i]; }
+        }
+        if (amax < GroupMaxEps)
+        {
+            L[..n].Clear();
+            return 0f;
+        }
+        float iscale = -nmax / max;
+        if (doRmse)
+        {
+            float sumlx = 0, suml2 = 0;
+            for (int i = 0; i < n; ++i)
+            {
+                int l = Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+                L[i] = (sbyte)l;
+                float w = x[i] * x[i];
+                sumlx += w * x[i] * l;
+                suml2 += w * l * l;
+            }
+            for (int itry = 0; itry < 5; ++itry)
+            {
+                int changed = 0;
+                for (int i = 0; i < n; ++i)
+                {
+                    float w = x[i] * x[i];
+                    float slx = sumlx - w * x[i] * L[i];
+                    if (slx > 0)
+                    {
+                        float sl2 = suml2 - w * L[i] * L[i];
+                        int newL = Clamp(NearestInt(x[i] * sl2 / slx), -nmax, nmax - 1);
+                        if (newL != L[i])
+                        {
+                            slx += w * x[i] * newL;
+                            sl2 += w * newL * newL;
+                            if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2)
+                            {
+                                L[i] = (sbyte)newL; sumlx = slx; suml2 = sl2;
+                                ++changed;
+                            }
+                        }
+                    }
+                }
+                if (changed == 0) break;
+            }
+            for (int i = 0; i < n; ++i) L[i] += (sbyte)nmax;
+            return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+        }
+        for (int i = 0; i < n; ++i)
+            L[i] = (sbyte)(Clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1) + nmax);
+        return 1 / iscale;
+    }
+
+    /// <summary>Asymmetric levels in [0, nmax] with a min (returned negated in <paramref name="theMin"/>): rounds, then tries
+    /// nstep+1 inverse scales (rmin + rdelta·is + nmax)/(max − min), each refit by weighted least squares (make_qkx2_quants).</summary>
+    public static float MakeQkx2Quants(int n, int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> L,
+        out float theMin, Span<byte> Laux, float rmin, float rdelta, int nstep, bool useMad) =>
+        MakeQkxQuants(n, nmax, x, weights, L, out theMin, Laux, rmin, rdelta, nstep, useMad, guardedLevels: false);
+
+    /// <summary>make_qkx3_quants: as <see cref="MakeQkx2Quants"/> but with default weights x² when none are given and
+    /// trial levels computed from a clamped value, so a degenerate min cannot overflow the rounding.</summary>
+    public static float MakeQkx3Quants(int n, int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> L,
+        out float theMin, Span<byte> Laux, float rmin, float rdelta, int nstep, bool useMad) =>
+        MakeQkxQuants(n, nmax, x, weights, L, out theMin, Laux, rmin, rdelta, nstep, useMad, guardedLevels: true);
+
+    static float MakeQkxQuants(int n, int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> L,
+        out float theMin, Span<byte> Laux, float rmin, float rdelta, int nstep, bool useMad, bool guardedLevels)
+    {
+        bool hasWeights = !weights.IsEmpty;
+        float min = x[0], max = x[0];
+        float sumW = hasWeights ? weights[0] : x[0] * x[0];
+        float sumX = sumW * x[0];
+        for (int i = 1; i < n; ++i)
+        {
+            if (x[i] < min) min = x[i];
+            if (x[i] > max) max = x[i];
+            float w = hasWeights ? weights[i] : x[i] * x[i];
+            sumW += w;
+            sumX += w * x[i];
+        }
+        if (min > 0) min = 0;
+        if (max <= min)
+        {
+            L[..n].Clear();
+            theMin = -min;
+            return 0f;
+        }
+        float iscale = nmax / (max - min);
+        float scale = 1 / iscale;
+        float bestError = 0;
+        for (int i = 0; i < n; ++i)
+        {
+            int l = NearestInt(iscale * (x[i] - min));
+            L[i] = (byte)Clamp(l, 0, nmax);
+            float diff = scale * L[i] + min - x[i];
+            diff = useMad ? MathF.Abs(diff) : diff * diff;
+            float w = hasWeights ? weights[i] : x[i] * x[i];
+            bestError += w * diff;
+        }
+        if (nstep < 1)
+        {
+            theMin = -min;
+            return scale;
+        }
+        for (int step = 0; step <= nstep; ++step)
+        {
+            iscale = (rmin + rdelta * step + nmax) / (max - min);
+            float sumL = 0, sumL2 = 0, sumXl = 0;
+            for (int i = 0; i < n; ++i)
+            {
+                float v = iscale * (x[i] - min);
+                int l = guardedLevels ? (v > 0 ? NearestInt(v < nmax ? v : nmax) : 0) : Clamp(NearestInt(v), 0, nmax);
+                Laux[i] = (byte)l;
+                float w = hasWeights ? weights[i] : x[i] * x[i];
+                sumL += w * l;
+                sumL2 += w * l * l;
+                sumXl += w * l * x[i];
+            }
+            float D = sumW * sumL2 - sumL * sumL;
+            if (D > 0)
+            {
+                float thisScale = (sumW * sumXl - sumX * sumL) / D;
+                float thisMin = (sumL2 * sumX - sumL * sumXl) / D;
+                if (thisMin > 0)
+                {
+                    thisMin = 0;
+                    thisScale = sumXl / sumL2;
+                }
+                float error = 0;
+                for (int i = 0; i < n; ++i)
+                {
+                    float diff = thisScale * Laux[i] + thisMin - x[i];
+                    diff = useMad ? MathF.Abs(diff) : diff * diff;
+                    float w = hasWeights ? weights[i] : x[i] * x[i];
+                    error += w * diff;
+                }
+                if (error < bestError)
+                {
+                    Laux[..n].CopyTo(L);
+                    bestError = error;
+                    scale = thisScale;
+                    min = thisMin;
+                }
+            }
+        }
+        theMin = -min;
+        return scale;
+    }
+
+    /// <summary>Non-negative levels in [0, nmax] for the (non-negative) sub-block scales or mins of a super-block,
+    /// weighted by <paramref name="quantWeights"/> (make_qp_quants); returns the super-block scale.</summary>
+    public static float MakeQpQuants(int n, int nmax, ReadOnlySpan<float> x, Span<byte> L, ReadOnlySpan<float> quantWeights)
+    {
+        float max = 0;
+        for (int i = 0; i < n; ++i) max = max > x[i] ? max : x[i];
+        if (max < GroupMaxEps)
+        {
+            L[..n].Clear();
+            return 0f;
+        }
+        float iscale = nmax / max;
+        for (int i = 0; i < n; ++i) L[i] = (byte)NearestInt(iscale * x[i]);
+        float scale = 1 / iscale;
+        float bestMse = 0;
+        for (int i = 0; i < n; ++i)
+        {
+            float diff = x[i] - scale * L[i];
+            bestMse += quantWeights[i] * diff * diff;
+        }
+        for (int step = -4; step <= 4; ++step)
+        {
+            if (step == 0) continue;
+            float iscaleIs = (0.1f * step + nmax) / max;
+            float scaleIs = 1 / iscaleIs;
+            float mse = 0;
+            for (int i = 0; i < n; ++i)
+            {
+                int l = Math.Min(nmax, NearestInt(iscaleIs * x[i]));
+                float diff = x[i] - scaleIs * l;
+                mse += quantWeights[i] * diff * diff;
+            }
+            if (mse < bestMse)
+            {
+                bestMse = mse;
+                iscale = iscaleIs;
+            }
+        }
+        float sumlx = 0, suml2 = 0;
+        for (int i = 0; i < n; ++i)
+        {
+            int l = Math.Min(nmax, NearestInt(iscale * x[i]));
+            L[i] = (byte)l;
+            float w = quantWeights[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        for (int itry = 0; itry < 5; ++itry)
+        {
+            int changed = 0;
+            for (int i = 0; i < n; ++i)
+            {
+                float w = quantWeights[i];
+                float slx = sumlx - w * x[i] * L[i];
+                float sl2 = suml2 - w * L[i] * L[i];
+                if (slx > 0 && sl2 > 0)
+                {
+                    int newL = Math.Min(nmax, NearestInt(x[i] * sl2 / slx));
+                    if (newL != L[i])
+                    {
+                        slx += w * x[i] * newL;
+                        sl2 += w * newL * newL;
+                        if (slx * slx * suml2 > sumlx * sumlx * sl2)
+                        {
+                            L[i] = (byte)newL; sumlx = slx; suml2 = sl2;
+                            ++changed;
+                        }
+                    }
+                }
+            }
+            if (changed == 0) break;
+        }
+        return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+    }
+
+    /// <summary>Unpacks sub-block j's 6-bit scale and min from the 12-byte K-quant scale array (get_scale_min_k4).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GetScaleMinK4(int j, ReadOnlySpan<byte> q, out byte d, out byte m)
+    {
+        if (j < 4)
+        {
+            d = (byte)(q[j] & 63);
+            m = (byte)(q[j + 4] & 63);
+        }
+        else
+        {
+            d = (byte)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+            m = (byte)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+        }
+    }
+
+    /// <summary>Packs sub-block j's 6-bit scale and min into the 12-byte K-quant scale array (inverse of GetScaleMinK4).</summary>
+    public static void PutScaleMinK4(int j, byte ls, byte lm, Span<byte> scales)
+    {
+        if (j < 4)
+        {
+            scales[j] = ls;
+            scales[j + 4] = lm;
+        }
+        else
+        {
+            scales[j + 4] = (byte)((ls & 0xF) | ((lm & 0xF) << 4));
+            scales[j - 4] |= (byte)((ls >> 4) << 6);
+            scales[j - 0] |= (byte)((lm >> 4) << 6);
+        }
+    }
+
+    public static ushort ToHalf(float x) => BitConverter.HalfToUInt16Bits((Half)x);
+    public static float FromHalf(ushort h) => (float)BitConverter.UInt16BitsToHalf(h);
+    /// <summary>ggml stores a scale as f16 and then uses the rounded value: this is GGML_FP16_TO_FP32(GGML_FP32_TO_FP16(x)).</summary>
+    public static float RoundTripHalf(float x) => (float)(Half)x;
+}
