@@ -7,6 +7,9 @@ var benches = new (string Name, string Description, Action Run)[]
     ("fma-peak", "FMA throughput of a tight independent-accumulator loop, one core and all cores (GFLOP/s)", FmaPeakBench.Run),
     ("gemm", "GEMM GFLOP/s for 1024³, 4096³ and LLM shapes, one core and all cores, beside the FMA peak", GemmBench.Run),
     ("cholesky", "Cholesky factor, SPD inverse and GPTQ's upper factor of the inverse for n = 4096 and 11008", CholeskyBench.Run),
+    ("quantize-model", "Make the random 1B bf16 Llama used by the quantize benches (once, in $LLMQ_BENCH_DIR)", QuantizeBench.Make),
+    ("read-model", "Read the 1B model once into float32: the baseline for quantize", QuantizeBench.Read),
+    ("quantize", "RTN W4A16 and NVFP4A16 of the random 1B bf16 Llama (seconds; bench/quantize/run.sh adds peak RSS)", QuantizeBench.Run),
     ("forward", "Decoder forward over 4 × 512 tokens of a random Qwen2.5-0.5B-shaped model vs its GEMMs alone (tokens/s, ratio)", ForwardBench.Run),
 };
 
