@@ -10,6 +10,7 @@ internal static class Commands
         InspectCommand.Create(),
         QuantizeCommand.Create(),
         DecompressCommand.Create(),
+        EvalCommand.Create(),
     ];
 
     /// <summary>The `llmq` root command with every subcommand; Program and the in-process CLI tests use it.</summary>
