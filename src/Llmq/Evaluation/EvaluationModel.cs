@@ -1,4 +1,5 @@
 using Llmq.Checkpoints;
+using Llmq.Formats.CompressedTensors;
 using Llmq.Models;
 
 namespace Llmq.Evaluation;
@@ -20,6 +21,8 @@ public sealed class EvaluationModel : IDisposable
     /// checkpoint that none of them recognizes is refused with the list, rather than read as if it were dense.</summary>
     public static IReadOnlyList<DequantizingFormat> Formats { get; } =
     [
+        new("compressed-tensors", (_, config) => (string?)config?.QuantizationConfig?["quant_method"] == "compressed-tensors",
+            path => CompressedCheckpoint.Open(path) is var c ? (c, c.Config, c) : default),
     ];
 
     readonly IDisposable? _owner;

@@ -50,3 +50,23 @@ public class QuantizeCommandTests : IDisposable
         Assert.False(Directory.Exists(temp["x"]));
     }
 }
+
+public class CompressedEvaluationTests
+{
+    [Fact]
+    public void EvaluationReadsCompressedTensorsCheckpoints()
+    {
+        using var temp = new TempDirectory();
+        RandomModel.Write(temp["in"], RandomModelSpec.TinyLlama, seed: 1);
+        Llmq.Quantization.Quantizer.QuantizeModel(temp["in"], temp["q"], new Llmq.Quantization.QuantizeOptions { Scheme = "W8A8" },
+            cancellation: TestContext.Current.CancellationToken);
+        using var dense = Llmq.Evaluation.EvaluationModel.Open(temp["in"]);
+        using var quantized = Llmq.Evaluation.EvaluationModel.Open(temp["q"]);
+        Assert.Equal("compressed-tensors", quantized.Format);
+        int[] tokens = [1, 5, 9, 200, 3, 7, 42, 11];
+        var a = dense.Model.Forward(tokens, 1, tokens.Length);
+        var b = quantized.Model.Forward(tokens, 1, tokens.Length);
+        float maxDiff = a.Zip(b).Max(p => MathF.Abs(p.First - p.Second));
+        Assert.InRange(maxDiff, 1e-6f, 0.2f);   // int8 weights: close to the dense model, but not identical
+    }
+}
