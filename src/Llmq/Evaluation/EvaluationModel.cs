@@ -22,7 +22,11 @@ public sealed class EvaluationModel : IDisposable
     public static IReadOnlyList<DequantizingFormat> Formats { get; } =
     [
         new("compressed-tensors", (_, config) => (string?)config?.QuantizationConfig?["quant_method"] == "compressed-tensors",
-            path => CompressedCheckpoint.Open(path) is var c ? (c, c.Config, c) : default),
+            path =>
+            {
+                var checkpoint = CompressedCheckpoint.Open(path);
+                return (checkpoint, checkpoint.Config, checkpoint);
+            }),
     ];
 
     readonly IDisposable? _owner;
