@@ -221,6 +221,8 @@ public sealed record Recipe
         YamlMappingNode m => new JsonObject(m.Children.Select(p => KeyValuePair.Create(Scalar(p.Key), ToJson(p.Value)))),
         YamlSequenceNode s => new JsonArray(s.Children.Select(ToJson).ToArray()),
         YamlScalarNode s when IsNull(s) => null,
+        // int before long: QuantizationArgs reads num_bits/group_size as int, and a JsonValue made from a long won't convert.
+        YamlScalarNode s when s.Style == ScalarStyle.Plain && int.TryParse(s.Value, CultureInfo.InvariantCulture, out var i) => JsonValue.Create(i),
         YamlScalarNode s when s.Style == ScalarStyle.Plain && long.TryParse(s.Value, CultureInfo.InvariantCulture, out var l) => JsonValue.Create(l),
         YamlScalarNode s when s.Style == ScalarStyle.Plain && double.TryParse(s.Value, CultureInfo.InvariantCulture, out var d) => JsonValue.Create(d),
         YamlScalarNode s when s.Style == ScalarStyle.Plain && bool.TryParse(s.Value, out var b) => JsonValue.Create(b),
