@@ -8,6 +8,8 @@ internal static class Commands
     public static IEnumerable<Command> All() =>
     [
         InspectCommand.Create(),
+        QuantizeCommand.Create(),
+        DecompressCommand.Create(),
         EvalCommand.Create(),
     ];
 
