@@ -8,6 +8,7 @@ internal static class Commands
     public static IEnumerable<Command> All() =>
     [
         InspectCommand.Create(),
+        GgufCommand.Create(),
     ];
 
     /// <summary>The `llmq` root command with every subcommand; Program and the in-process CLI tests use it.</summary>
