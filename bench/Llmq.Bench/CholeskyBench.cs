@@ -23,11 +23,11 @@ static class CholeskyBench
     static void Report(string op, int n, double flops, Action action, Action setup)
     {
         bool large = n > 8192;
-        double seconds = BenchReport.BestSeconds(action, setup, maxRuns: large ? 1 : 3, warmUp: !large);
+        var t = BenchReport.Best(action, setup, maxRuns: large ? 1 : 3, warmUp: !large);
         BenchReport.Line(new
         {
             bench = "cholesky", op, n, threads = Gemm.MaxDegreeOfParallelism,
-            seconds = BenchReport.Round(seconds, 4), gflops = BenchReport.Round(flops / seconds / 1e9),
+            seconds = BenchReport.Round(t.Wall, 4), cpu_seconds = BenchReport.Round(t.Cpu, 4), gflops = BenchReport.Round(flops / t.Wall / 1e9),
         });
     }
 

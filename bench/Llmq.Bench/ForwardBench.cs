@@ -82,13 +82,7 @@ static class ForwardBench
         var b = BenchReport.RandomMatrix((long)n * k, 2);
         var c = new float[(long)m * n];
         c.AsSpan().Fill(1); // touch every page first, so a single timed run does not pay for page faults
-        double bestCpu = double.MaxValue;
-        double wall = BenchReport.BestSeconds(() =>
-        {
-            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-            Gemm.MatMulTransposeB(a, b, c, m, n, k);
-            bestCpu = Math.Min(bestCpu, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
-        }, maxRuns: runs, warmUp: runs > 1);
-        return (wall, bestCpu);
+        var t = BenchReport.Best(() => Gemm.MatMulTransposeB(a, b, c, m, n, k), maxRuns: runs, warmUp: runs > 1);
+        return (t.Wall, t.Cpu);
     }
 }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 
 namespace Llmq.Numerics;
 
@@ -147,6 +148,7 @@ public static partial class Gemm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once per region: never leave it to tier-0 code
     static unsafe void RegionCore(Operand a, Operand b, float* c, int ldc, int i0, int i1, int j0, int j1, int k,
         float alpha, bool accumulate, Fill fill)
     {
@@ -182,8 +184,14 @@ public static partial class Gemm
                                     int i = ic + ir, mr = Math.Min(MR, mc - ir);
                                     if (fill == Fill.Lower && i + mr - 1 < j) continue;
                                     if (fill == Fill.Upper && i > j + nr - 1) continue;
-                                    GemmKernels.MicroKernel(kc, aPack + (long)ir * kc, bPanel, tile);
-                                    StoreTile(tile, c, ldc, i, mr, j, nr, alpha, add, fill);
+                                    float* aPanel = aPack + (long)ir * kc;
+                                    if (mr == MR && nr == NR && InFill(fill, i, j))
+                                        GemmKernels.MicroKernel(kc, aPanel, bPanel, c + (long)i * ldc + j, ldc, alpha, add);
+                                    else
+                                    {
+                                        GemmKernels.MicroKernel(kc, aPanel, bPanel, tile, NR, 1f, false);
+                                        StoreEdgeTile(tile, c, ldc, i, mr, j, nr, alpha, add, fill);
+                                    }
                                 }
                             }
                         }
@@ -198,31 +206,25 @@ public static partial class Gemm
         }
     }
 
-    /// <summary>Adds (or writes) alpha·tile into C at (i, j), clipped to mr×nr and to the part <paramref name="fill"/> allows.</summary>
-    static unsafe void StoreTile(float* tile, float* c, int ldc, int i, int mr, int j, int nr, float alpha, bool add, Fill fill)
+    /// <summary>Whether the whole MR×NR tile at (i, j) lies in the part of C that <paramref name="fill"/> writes.</summary>
+    static bool InFill(Fill fill, int i, int j) => fill switch
     {
-        bool wholeTile = fill == Fill.Full
-            || (fill == Fill.Lower && i >= j + nr - 1)
-            || (fill == Fill.Upper && i + mr - 1 <= j);
-        if (wholeTile)
-        {
-            for (int r = 0; r < mr; r++)
-            {
-                var src = new ReadOnlySpan<float>(tile + r * NR, nr);
-                var dst = new Span<float>(c + (long)(i + r) * ldc + j, nr);
-                if (add) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(src, alpha, dst, dst);
-                else System.Numerics.Tensors.TensorPrimitives.Multiply(src, alpha, dst);
-            }
-            return;
-        }
-        // Tiles the diagonal crosses, element by element.
+        Fill.Lower => i >= j + NR - 1,
+        Fill.Upper => i + MR - 1 <= j,
+        _ => true,
+    };
+
+    /// <summary>Adds (or writes) alpha·tile into C at (i, j), clipped to mr×nr and to the part <paramref name="fill"/>
+    /// allows: tiles on the matrix edge or crossed by the diagonal.</summary>
+    static unsafe void StoreEdgeTile(float* tile, float* c, int ldc, int i, int mr, int j, int nr, float alpha, bool add, Fill fill)
+    {
         for (int r = 0; r < mr; r++)
         {
             int row = i + r;
             for (int q = 0; q < nr; q++)
             {
                 int col = j + q;
-                if (fill == Fill.Lower ? row < col : row > col) continue;
+                if ((fill == Fill.Lower && row < col) || (fill == Fill.Upper && row > col)) continue;
                 float v = alpha * tile[r * NR + q];
                 float* e = c + (long)row * ldc + col;
                 *e = add ? *e + v : v;

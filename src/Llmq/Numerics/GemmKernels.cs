@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using static Llmq.Numerics.Gemm;
 
 namespace Llmq.Numerics;
@@ -21,6 +22,7 @@ internal static unsafe class GemmKernels
     /// <summary>Packing is the same for both operands once named by their roles: the panel runs across
     /// <paramref name="width"/> lines (A's rows, B's columns) starting at line <paramref name="start"/>; element
     /// (line, depth) sits at src[line·lineStride + depth·depthStride] and goes to panel[depth·width + line].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Pack(float* src, long lineStride, long depthStride, int start, int count, int pc, int kc, int width, float* dst)
     {
         for (int l0 = 0; l0 < count; l0 += width)
@@ -52,25 +54,26 @@ internal static unsafe class GemmKernels
         }
     }
 
-    /// <summary>tile[MR×NR] = packed A micro-panel · packed B micro-panel over depth kc. The instruction set is chosen here,
-    /// once; the JIT drops the branches that cannot be taken.</summary>
-    public static void MicroKernel(int kc, float* a, float* b, float* tile)
+    /// <summary>C[MR×NR tile, row stride ldc] = (add ? C : 0) + alpha · (packed A micro-panel · packed B micro-panel)
+    /// over depth kc. The instruction set is chosen here, once; the JIT drops the branches that cannot be taken.</summary>
+    public static void MicroKernel(int kc, float* a, float* b, float* c, int ldc, float alpha, bool add)
     {
-        if (Vector512.IsHardwareAccelerated) Kernel512(kc, a, b, tile);
+        if (Vector512.IsHardwareAccelerated) Kernel512(kc, a, b, c, ldc, alpha, add);
         else if (Vector256.IsHardwareAccelerated)
         {
             // 8×32 as four 4×16 quarters: 8 accumulators each, within AVX2's 16 registers.
             for (int rh = 0; rh < MR; rh += 4)
                 for (int ch = 0; ch < NR; ch += 16)
-                    Kernel256Quarter(kc, a + rh, b + ch, tile + rh * NR + ch);
+                    Kernel256Quarter(kc, a + rh, b + ch, c + (long)rh * ldc + ch, ldc, alpha, add);
         }
-        else KernelScalar(kc, a, b, tile);
+        else KernelScalar(kc, a, b, c, ldc, alpha, add);
     }
 
     /// <summary>8×32 tile in 16 zmm accumulators: per depth step two loads of B, eight broadcasts of A, sixteen FMAs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel512(int kc, float* a, float* b, float* tile)
+    static void Kernel512(int kc, float* a, float* b, float* c, int ldc, float alpha, bool add)
     {
+        PrefetchTile(c, ldc);
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
             c60 = default, c61 = default, c70 = default, c71 = default;
@@ -89,21 +92,40 @@ internal static unsafe class GemmKernels
             a += MR;
             b += NR;
         }
-        c00.Store(tile); c01.Store(tile + 16);
-        c10.Store(tile + 32); c11.Store(tile + 48);
-        c20.Store(tile + 64); c21.Store(tile + 80);
-        c30.Store(tile + 96); c31.Store(tile + 112);
-        c40.Store(tile + 128); c41.Store(tile + 144);
-        c50.Store(tile + 160); c51.Store(tile + 176);
-        c60.Store(tile + 192); c61.Store(tile + 208);
-        c70.Store(tile + 224); c71.Store(tile + 240);
+        var s = Vector512.Create(alpha);
+        Put(c, c00, s, add); Put(c + 16, c01, s, add); c += ldc;
+        Put(c, c10, s, add); Put(c + 16, c11, s, add); c += ldc;
+        Put(c, c20, s, add); Put(c + 16, c21, s, add); c += ldc;
+        Put(c, c30, s, add); Put(c + 16, c31, s, add); c += ldc;
+        Put(c, c40, s, add); Put(c + 16, c41, s, add); c += ldc;
+        Put(c, c50, s, add); Put(c + 16, c51, s, add); c += ldc;
+        Put(c, c60, s, add); Put(c + 16, c61, s, add); c += ldc;
+        Put(c, c70, s, add); Put(c + 16, c71, s, add);
     }
+
+    /// <summary>C is far bigger than the caches; its tile is needed only after the depth loop, too late for the
+    /// out-of-order window to hide the misses. Asking for it first overlaps them with the FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PrefetchTile(float* c, int ldc)
+    {
+        if (!Sse.IsSupported) return;
+        for (int r = 0; r < MR; r++, c += ldc)
+        {
+            Sse.Prefetch0(c);
+            Sse.Prefetch0(c + NR - 1);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Put(float* c, Vector512<float> acc, Vector512<float> alpha, bool add) =>
+        (add ? Vector512.FusedMultiplyAdd(acc, alpha, Vector512.Load(c)) : acc * alpha).Store(c);
 
     /// <summary>A 4×16 quarter of the tile with ymm registers; <paramref name="a"/> and <paramref name="b"/> point into the
     /// full-width packed panels (strides MR and NR).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel256Quarter(int kc, float* a, float* b, float* tile)
+    static void Kernel256Quarter(int kc, float* a, float* b, float* c, int ldc, float alpha, bool add)
     {
+        PrefetchTile(c, ldc);
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default,
             c20 = default, c21 = default, c30 = default, c31 = default;
         for (int p = 0; p < kc; p++)
@@ -117,22 +139,34 @@ internal static unsafe class GemmKernels
             a += MR;
             b += NR;
         }
-        c00.Store(tile); c01.Store(tile + 8);
-        c10.Store(tile + NR); c11.Store(tile + NR + 8);
-        c20.Store(tile + 2 * NR); c21.Store(tile + 2 * NR + 8);
-        c30.Store(tile + 3 * NR); c31.Store(tile + 3 * NR + 8);
+        var s = Vector256.Create(alpha);
+        Put(c, c00, s, add); Put(c + 8, c01, s, add); c += ldc;
+        Put(c, c10, s, add); Put(c + 8, c11, s, add); c += ldc;
+        Put(c, c20, s, add); Put(c + 8, c21, s, add); c += ldc;
+        Put(c, c30, s, add); Put(c + 8, c31, s, add);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Put(float* c, Vector256<float> acc, Vector256<float> alpha, bool add) =>
+        (add ? Vector256.FusedMultiplyAdd(acc, alpha, Vector256.Load(c)) : acc * alpha).Store(c);
+
     /// <summary>Portable fallback (no SIMD, e.g. DOTNET_EnableHWIntrinsic=0).</summary>
-    static void KernelScalar(int kc, float* a, float* b, float* tile)
+    static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, float alpha, bool add)
     {
-        new Span<float>(tile, MR * NR).Clear();
+        float* acc = stackalloc float[MR * NR];
+        new Span<float>(acc, MR * NR).Clear();
         for (int p = 0; p < kc; p++, a += MR, b += NR)
             for (int r = 0; r < MR; r++)
             {
                 float x = a[r];
-                float* row = tile + r * NR;
+                float* row = acc + r * NR;
                 for (int q = 0; q < NR; q++) row[q] += x * b[q];
+            }
+        for (int r = 0; r < MR; r++)
+            for (int q = 0; q < NR; q++)
+            {
+                float* e = c + (long)r * ldc + q;
+                *e = add ? *e + alpha * acc[r * NR + q] : alpha * acc[r * NR + q];
             }
     }
 }
