@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
+using Llmq.Checkpoints;
+using Llmq.Formats.CompressedTensors;
+
+namespace Llmq.Quantization;
+
+/// <summary>Settings of a round-to-nearest quantization run (llm-compressor's <c>QuantizationModifier</c> with a preset).</summary>
+public sealed record QuantizeOptions
+{
+    /// <summary>A preset name (<see cref="SchemePresets"/>), used with <see cref="Targets"/>.</summary>
+    public required string Scheme { get; init; }
+    public IReadOnlyList<string> Targets { get; init; } = ["Linear"];
+    /// <summary>Extra ignore entries (names, <c>re:</c> regexes, class names). They add to <see cref="DefaultIgnore"/>.</summary>
+    public IReadOnlyList<string> Ignore { get; init; } = [];
+    /// <summary>Ignore <c>lm_head</c> (what every llm-compressor example does). Set false to quantize it too.</summary>
+    public bool DefaultIgnore { get; init; } = true;
+    /// <summary>Replaces the weight observer ("mse" for the MSE grid search), recorded in the config as llm-compressor does.</summary>
+    public string? WeightObserver { get; init; }
+    public bool Overwrite { get; init; }
+    public long MaxShardBytes { get; init; } = SafetensorsWriter.DefaultMaxShardBytes;
+    /// <summary>Calibrated input ranges per module, required by schemes with static or "local" input scales (FP8, NVFP4).</summary>
+    public IReadOnlyDictionary<string, ActivationRange>? InputRanges { get; init; }
+
+    public static readonly IReadOnlyList<string> DefaultIgnoreEntries = ["lm_head"];
+
+    /// <summary>The ignore list in effect: the defaults (unless turned off) followed by the user's entries.</summary>
+    public IReadOnlyList<string> EffectiveIgnore => (DefaultIgnore ? DefaultIgnoreEntries : []).Concat(Ignore).Distinct().ToList();
+
+    /// <summary>The config group this run applies.</summary>
+    public QuantizationScheme ResolveScheme()
+    {
+        var scheme = SchemePresets.Get(Scheme, Targets);
+        return WeightObserver is null ? scheme : scheme with { Weights = scheme.Weights! with { Observer = WeightObserver } };
+    }
+}
+
+public readonly record struct QuantizeProgress(int Done, int Total, string Tensor);
+
+public sealed record QuantizeResult(string OutputPath, int QuantizedModules, IReadOnlyList<string> Ignored, long InputBytes, long OutputBytes, TimeSpan Elapsed);
+
+/// <summary>
+/// Round-to-nearest quantization of a whole checkpoint into compressed-tensors, streaming:
+/// plan and check (<see cref="QuantizationPlan"/>) → NVFP4 global scales from the absolute maxima of each fused set →
+/// for each tensor in file order: a quantized Linear's weight is read as float32, observed, quantized and written in its
+/// format; everything else is copied byte for byte → config.json with quantization_config, recipe.yaml, tokenizer files →
+/// the temporary output directory is renamed into place. Peak memory is about one weight in float32 plus its codes and
+/// packed form; each tensor's input pages are released once it is written.
+/// </summary>
+public static class Quantizer
+{
+    public static QuantizeResult QuantizeModel(string modelDir, string outputDir, QuantizeOptions options,
+        IProgress<QuantizeProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        var clock = Stopwatch.StartNew();
+        var config = ModelConfig.Load(modelDir);
+        using var checkpoint = Checkpoint.Open(modelDir);
+        var plan = QuantizationPlan.Create(checkpoint.Tensors, config, [options.ResolveScheme()], options.EffectiveIgnore);
+        foreach (var (module, g) in plan.Modules)
+            if (plan.Groups[g].NeedsActivationStatistics && options.InputRanges?.ContainsKey(module) != true)
+                throw new LlmqException($"scheme {options.Scheme} stores static input scales, which need calibration data (no input range for {module}); " +
+                    "use llmq oneshot with a dataset, or a dynamic scheme such as FP8_DYNAMIC or NVFP4A16");
+        var globalScales = GlobalScales(checkpoint, plan, cancellation);
+
+        using var output = OutputDirectory.Create(outputDir, options.Overwrite);
+        long written;
+        using (var writer = new SafetensorsWriter(output.Path, options.MaxShardBytes))
+        {
+            long largest = plan.Modules.Keys.Select(m => checkpoint.Info(m + ".weight").ElementCount).DefaultIfEmpty(0).Max();
+            var buffer = GC.AllocateUninitializedArray<float>((int)largest);
+            int done = 0, total = checkpoint.Tensors.Count;
+            foreach (var tensor in checkpoint.Tensors)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                string module = tensor.Name.EndsWith(".weight", StringComparison.Ordinal) ? tensor.Name[..^".weight".Length] : "";
+                if (plan.Modules.TryGetValue(module, out int g))
+                {
+                    var scheme = plan.Groups[g];
+                    var weight = buffer.AsSpan(0, (int)tensor.ElementCount);
+                    checkpoint.ReadFloat32(tensor.Name, weight);
+                    int rows = (int)tensor.Shape[0], cols = (int)tensor.Shape[1];
+                    var precision = LinearCompressors.Precision(tensor.DType);
+                    var qp = Observers.ForWeights(scheme.Weights!).Compute(weight, rows, cols, scheme.Weights!, precision, globalScales.GetValueOrDefault(module));
+                    ActivationRange? input = options.InputRanges?.TryGetValue(module, out var r) == true ? r : null;
+                    LinearCompressors.WriteLinear(writer, module, scheme, weight, qp, tensor.DType, input);
+                }
+                else
+                {
+                    writer.Add(tensor.Name, tensor.DType, tensor.Shape, checkpoint.Bytes(tensor.Name));
+                }
+                PageRelease.Release(checkpoint, tensor);
+                progress?.Report(new QuantizeProgress(++done, total, tensor.Name));
+            }
+            writer.Finish(new Dictionary<string, string>());
+            written = writer.TotalBytes;
+        }
+        WriteModelFiles(modelDir, output.Path, config, plan.QuantizationConfigJson(),
+            RecipeYaml.ForQuantizationModifier(options.Targets, options.EffectiveIgnore, options.Scheme));
+        output.Publish();
+        return new QuantizeResult(output.FinalPath, plan.Modules.Count, plan.Ignored, checkpoint.Tensors.Sum(t => t.ByteLength), written, clock.Elapsed);
+    }
+
+    /// <summary>config.json (with <paramref name="quantizationConfig"/> merged in), recipe.yaml (kept beside an existing one),
+    /// tokenizer / generation files and custom code copied from the source model.</summary>
+    public static void WriteModelFiles(string sourceDir, string destDir, ModelConfig config, JsonObject quantizationConfig, string recipe)
+    {
+        File.WriteAllText(Path.Combine(destDir, ModelConfig.FileName), QuantizationConfig.MergeIntoConfig(config.Json, quantizationConfig));
+        var oldRecipe = Path.Combine(sourceDir, RecipeYaml.FileName);
+        File.WriteAllText(Path.Combine(destDir, RecipeYaml.FileName), File.Exists(oldRecipe) ? RecipeYaml.Combine(File.ReadAllText(oldRecipe), recipe) : recipe);
+        ModelFiles.CopyAuxiliary(sourceDir, destDir);
+        foreach (var py in Directory.EnumerateFiles(sourceDir, "*.py"))
+            File.Copy(py, Path.Combine(destDir, Path.GetFileName(py)), overwrite: true);
+    }
+
+    /// <summary>Global scales of the tensor_group modules, shared across each complete fused set (see <see cref="FusedLayers"/>).</summary>
+    public static Dictionary<string, float> GlobalScales(Checkpoint checkpoint, QuantizationPlan plan, CancellationToken cancellation = default)
+    {
+        var amax = new Dictionary<string, float>(StringComparer.Ordinal);
+        foreach (var (module, g) in plan.Modules)
+        {
+            if (!plan.Groups[g].Weights!.HasGlobalScale) continue;
+            cancellation.ThrowIfCancellationRequested();
+            amax[module] = AbsMax(checkpoint, module + ".weight");
+        }
+        return FusedLayers.GlobalScales(amax);   // only tensor_group modules take part, so only all-NVFP4 sets share
+    }
+
+    /// <summary>max |w| of a float tensor; BF16 directly on the bits (|x| orders like its low 15 bits).</summary>
+    static float AbsMax(Checkpoint checkpoint, string name)
+    {
+        var info = checkpoint.Info(name);
+        if (info.DType == DType.BF16)
+        {
+            var bits = MemoryMarshal.Cast<byte, short>(checkpoint.Bytes(name));
+            short max = 0;
+            const int chunk = 1 << 20;
+            var partial = new short[(bits.Length + chunk - 1) / chunk];
+            unsafe
+            {
+                fixed (short* p = bits)
+                {
+                    short* bp = p;
+                    int n = bits.Length;
+                    Parallel.For(0, partial.Length, c =>
+                    {
+                        var part = new ReadOnlySpan<short>(bp + (long)c * chunk, Math.Min(chunk, n - c * chunk));
+                        short m = 0;
+                        foreach (short s in part) m = Math.Max(m, (short)(s & 0x7FFF));
+                        partial[c] = m;
+                    });
+                }
+            }
+            foreach (var m in partial) max = Math.Max(max, m);
+            return BitConverter.UInt32BitsToSingle((uint)max << 16);
+        }
+        var values = checkpoint.ReadFloat32(name);
+        return MathF.Abs(TensorPrimitives.MaxMagnitude(values));
+    }
+}
