@@ -34,16 +34,32 @@ internal static unsafe class GemmKernels
             if (lineStride == 1)
             {
                 // Lines adjacent in memory (A·B's B, XᵀX's both sides): one contiguous copy per depth step.
-                for (int p = 0; p < kc; p++)
-                    new ReadOnlySpan<float>(origin + p * depthStride, lines).CopyTo(new Span<float>(panel + p * width, lines));
+                if (lines == width && Vector256.IsHardwareAccelerated)
+                {
+                    for (int p = 0; p < kc; p++)
+                        for (int l = 0; l < width; l += 8)
+                            Vector256.Load(origin + p * depthStride + l).Store(panel + p * width + l);
+                }
+                else
+                {
+                    for (int p = 0; p < kc; p++)
+                        new ReadOnlySpan<float>(origin + p * depthStride, lines).CopyTo(new Span<float>(panel + p * width, lines));
+                }
             }
             else if (depthStride == 1)
             {
-                // Depth adjacent (A's rows, a Linear weight's rows): read each line once, scatter with stride width.
+                // Depth adjacent (A's rows, a Linear weight's rows): a transpose, 8×8 blocks at a time where AVX allows.
+                int p0 = 0;
+                if (lines == width && Avx.IsSupported)
+                {
+                    for (; p0 + 8 <= kc; p0 += 8)
+                        for (int l = 0; l < width; l += 8)
+                            Transpose8x8(origin + l * lineStride + p0, lineStride, panel + p0 * width + l, width);
+                }
                 for (int l = 0; l < lines; l++)
                 {
                     float* line = origin + l * lineStride;
-                    for (int p = 0; p < kc; p++) panel[p * width + l] = line[p];
+                    for (int p = p0; p < kc; p++) panel[p * width + l] = line[p];
                 }
             }
             else
@@ -52,6 +68,33 @@ internal static unsafe class GemmKernels
                     for (int p = 0; p < kc; p++) panel[p * width + l] = origin[l * lineStride + p * depthStride];
             }
         }
+    }
+
+    /// <summary>dst[j·dstStride + i] = src[i·srcStride + j] for i, j &lt; 8: unpack pairs, shuffle quads, swap halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose8x8(float* src, long srcStride, float* dst, int dstStride)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + srcStride);
+        var r2 = Avx.LoadVector256(src + 2 * srcStride); var r3 = Avx.LoadVector256(src + 3 * srcStride);
+        var r4 = Avx.LoadVector256(src + 4 * srcStride); var r5 = Avx.LoadVector256(src + 5 * srcStride);
+        var r6 = Avx.LoadVector256(src + 6 * srcStride); var r7 = Avx.LoadVector256(src + 7 * srcStride);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        // s0 holds column 0 of rows 0–3 in its low half and column 4 in its high half; s1 columns 1/5, s2 2/6, s3 3/7.
+        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
+        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
+        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
+        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(s0, s4, 0x20));
+        Avx.Store(dst + dstStride, Avx.Permute2x128(s1, s5, 0x20));
+        Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(s2, s6, 0x20));
+        Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(s3, s7, 0x20));
+        Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(s0, s4, 0x31));
+        Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(s1, s5, 0x31));
+        Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(s2, s6, 0x31));
+        Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(s3, s7, 0x31));
     }
 
     /// <summary>C[MR×NR tile, row stride ldc] = (add ? C : 0) + alpha · (packed A micro-panel · packed B micro-panel)
