@@ -29,10 +29,11 @@ static class ForwardBench
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var total = Stopwatch.StartNew();
             var hidden = model.Embed(ids);
+            DecoderLayerWeights? weights = null;
             for (int i = 0; i < model.LayerCount; i++)
             {
                 var phase = Stopwatch.StartNew();
-                var weights = model.LoadLayer(i);
+                weights = model.LoadLayer(i, weights);
                 load += phase.Elapsed.TotalSeconds;
                 phase.Restart();
                 model.ForwardLayer(weights, hidden, batch, seqLen);

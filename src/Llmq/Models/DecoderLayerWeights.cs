@@ -10,9 +10,12 @@ public sealed class DecoderLayerWeights
         ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
 
     readonly (float[] Buffer, int Offset, int Rows, int Cols)[] _linears;
-    readonly string[] _names;
+    string[] _names;
 
-    public int Index { get; }
+    public int Index { get; private set; }
+
+    /// <summary>The model whose shapes these buffers have; only it may reload them.</summary>
+    internal object Owner { get; }
 
     /// <summary>Full Hugging Face names of this layer's Linears (without <c>.weight</c>), in <see cref="LinearSuffixes"/> order.</summary>
     public IReadOnlyList<string> LinearNames => _names;
@@ -28,11 +31,11 @@ public sealed class DecoderLayerWeights
     internal float[] GateUp { get; }             // [2·intermediate × hidden] gate_proj rows, then up_proj
     internal float[] Down { get; }               // [hidden × intermediate]
 
-    internal DecoderLayerWeights(int index, int hidden, int qDim, int kvDim, int intermediate, int headDim,
+    internal DecoderLayerWeights(object owner, int index, int hidden, int qDim, int kvDim, int intermediate, int headDim,
         bool qkNorm, bool qkvBias, bool oBias)
     {
-        Index = index;
-        _names = LinearSuffixes.Select(s => $"model.layers.{index}.{s}").ToArray();
+        Owner = owner;
+        Rename(index);
         InputNorm = new float[hidden];
         PostAttentionNorm = new float[hidden];
         QNorm = qkNorm ? new float[headDim] : null;
@@ -53,6 +56,14 @@ public sealed class DecoderLayerWeights
             (GateUp, intermediate * hidden, intermediate, hidden),
             (Down, 0, hidden, intermediate),
         ];
+    }
+
+    /// <summary>Points these buffers at another layer before its tensors are read into them.</summary>
+    [System.Diagnostics.CodeAnalysis.MemberNotNull(nameof(_names))]
+    internal void Rename(int index)
+    {
+        Index = index;
+        _names = LinearSuffixes.Select(s => $"model.layers.{index}.{s}").ToArray();
     }
 
     /// <summary>The weight [out-features × in-features] of a Linear, by full name (<c>model.layers.3.mlp.up_proj</c>)

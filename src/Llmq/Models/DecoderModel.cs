@@ -107,13 +107,18 @@ public sealed class DecoderModel : IDisposable
         return hidden;
     }
 
-    /// <summary>Float32 copies of layer <paramref name="index"/>'s weights, checked against the config's shapes.</summary>
-    public DecoderLayerWeights LoadLayer(int index)
+    /// <summary>Float32 copies of layer <paramref name="index"/>'s weights, checked against the config's shapes.
+    /// Passing an earlier result of this model as <paramref name="reuse"/> overwrites its buffers instead of allocating
+    /// (a layer is tens to hundreds of MB: fresh memory costs page faults and GC work on every layer).</summary>
+    public DecoderLayerWeights LoadLayer(int index, DecoderLayerWeights? reuse = null)
     {
         if ((uint)index >= (uint)LayerCount) throw new ArgumentOutOfRangeException(nameof(index), $"the model has {LayerCount} layers");
+        if (reuse is not null && reuse.Owner != this)
+            throw new ArgumentException("the layer weights to reuse come from another model", nameof(reuse));
         int qDim = Heads * HeadDim, kvDim = KvHeads * HeadDim;
-        var w = new DecoderLayerWeights(index, HiddenSize, qDim, kvDim, IntermediateSize, HeadDim,
+        var w = reuse ?? new DecoderLayerWeights(this, index, HiddenSize, qDim, kvDim, IntermediateSize, HeadDim,
             Architecture.QkNorm, QkvBias, OBias);
+        w.Rename(index);
         var prefix = $"model.layers.{index}.";
         ReadInto(prefix + "input_layernorm.weight", w.InputNorm, HiddenSize);
         ReadInto(prefix + "post_attention_layernorm.weight", w.PostAttentionNorm, HiddenSize);
@@ -130,9 +135,11 @@ public sealed class DecoderModel : IDisposable
         return w;
     }
 
-    /// <summary>Tokens per pass through a layer: bounds the scratch buffers (about 60 floats × intermediate per token)
-    /// while keeping every GEMM tall enough to run at full speed.</summary>
+    /// <summary>Most tokens per pass through a layer: enough rows for every GEMM to run at full speed.</summary>
     internal const int ChunkTokens = 4096;
+
+    /// <summary>Scratch floats one pass through a layer may hold (256 MB), which lowers the chunk for wide models.</summary>
+    const long ScratchBudget = 64L << 20;
 
     /// <summary>
     /// Runs one decoder layer in place over <paramref name="hidden"/>[batch · seqLen × hidden]:
@@ -148,7 +155,9 @@ public sealed class DecoderModel : IDisposable
         if (hidden.Length < needed)
             throw new ArgumentException($"hidden holds {hidden.Length} floats, fewer than batch·seqLen·hidden = {needed}", nameof(hidden));
         Rope.EnsurePositions(seqLen);
-        int chunk = Math.Max(1, Math.Min(batch, ChunkTokens / seqLen));
+        long scratchPerToken = HiddenSize + 2L * (Heads + 2 * KvHeads) * HeadDim + Heads * HeadDim + 3L * IntermediateSize;
+        int chunkTokens = (int)Math.Min(ChunkTokens, ScratchBudget / scratchPerToken);
+        int chunk = Math.Max(1, Math.Min(batch, chunkTokens / seqLen));
         using var buffers = new LayerBuffers(chunk * seqLen, HiddenSize, Heads * HeadDim, KvHeads * HeadDim, IntermediateSize);
         for (int s0 = 0; s0 < batch; s0 += chunk)
         {
@@ -240,7 +249,8 @@ public sealed class DecoderModel : IDisposable
         if ((long)tokens.Length * VocabSize > Array.MaxLength)
             throw new LlmqException($"{tokens.Length} tokens × vocabulary {VocabSize} logits do not fit one array; run fewer tokens at a time");
         var hidden = Embed(tokens);
-        for (int i = 0; i < LayerCount; i++) ForwardLayer(LoadLayer(i), hidden, batch, seqLen);
+        DecoderLayerWeights? layer = null;
+        for (int i = 0; i < LayerCount; i++) ForwardLayer(layer = LoadLayer(i, layer), hidden, batch, seqLen);
         return Head(hidden, tokens.Length);
     }
 

@@ -146,6 +146,23 @@ public class DecoderModelTests
     }
 
     [Fact]
+    public void ReusedLayerBuffersHoldTheNewLayer()
+    {
+        var spec = new TinySpec("Qwen2ForCausalLM", QkvBias: true);
+        using var model = new DecoderModel(TinyModels.Weights(spec, 2), TinyModels.Config(spec));
+        var first = model.LoadLayer(0);
+        var reused = model.LoadLayer(1, first);
+        var fresh = model.LoadLayer(1);
+        Assert.Same(first, reused);
+        Assert.Equal(1, reused.Index);
+        Assert.Equal("model.layers.1.self_attn.q_proj", reused.LinearNames[0]);
+        foreach (var name in fresh.LinearNames) Assert.Equal(fresh.Weight(name).ToArray(), reused.Weight(name).ToArray());
+        Assert.Equal(fresh.QkvBias, reused.QkvBias);
+        using var other = new DecoderModel(TinyModels.Weights(spec, 2), TinyModels.Config(spec));
+        Assert.Throws<ArgumentException>(() => other.LoadLayer(0, fresh));
+    }
+
+    [Fact]
     public void UnsupportedArchitectureListsTheSupportedOnes()
     {
         var json = new TinySpec("GPT2LMHeadModel").Json();
