@@ -9,6 +9,7 @@ internal static class Commands
     [
         InspectCommand.Create(),
         GgufCommand.Create(),
+        EvalCommand.Create(),
     ];
 
     /// <summary>The `llmq` root command with every subcommand; Program and the in-process CLI tests use it.</summary>

@@ -1,0 +1,32 @@
+using System.Text.Json.Nodes;
+
+namespace Llmq.Tests.Cli;
+
+/// <summary>`llmq eval` in-process on the real 260K-parameter model.</summary>
+public class EvalCommandTests
+{
+    [Fact]
+    public void PerplexityAndKlOfStories260K()
+    {
+        var model = SharedData.Path("models/stories260K-hf");
+        var (exit, output, _) = InspectCommandTests.Llmq("eval", "--model", model,
+            "--dataset", SharedData.Path("data/tinystories/tinystories_sample_cs336.txt"),
+            "--seq-len", "128", "--max-windows", "4", "--kl-base", model, "--json");
+        Assert.Equal(0, exit);
+        var json = JsonNode.Parse(output)!;
+        Assert.Equal(4, (int)json["windows"]!);
+        Assert.Equal(4 * 127, (long)json["scored_tokens"]!);
+        Assert.InRange((double)json["perplexity"]!, 2.0, 8.0);   // stories260K is at ~3.5–4 on TinyStories
+        Assert.Equal(0.0, (double)json["mean_kl"]!, 6);          // a model against itself
+        Assert.Equal("dense", (string)json["format"]!);
+    }
+
+    [Fact]
+    public void MissingDatasetIsOneLineAndExitTwo()
+    {
+        var (exit, _, error) = InspectCommandTests.Llmq("eval", "--model", SharedData.Path("models/stories260K-hf"), "--dataset", "/nonexistent/data.txt");
+        Assert.Equal(2, exit);
+        Assert.Contains("/nonexistent/data.txt", error);
+        Assert.Single(error.TrimEnd().Split('\n'));
+    }
+}
