@@ -6,6 +6,9 @@ var benches = new (string Name, string Description, Action Run)[]
 {
     ("fma-peak", "FMA throughput of a tight independent-accumulator loop, one core and all cores (GFLOP/s)", FmaPeakBench.Run),
     ("gemm", "GEMM GFLOP/s for 1024³, 4096³ and LLM shapes, one core and all cores, beside the FMA peak", GemmBench.Run),
+    ("bf16", "bf16 <-> f32 bulk conversion GB/s, vectorized and scalar, in cache and from memory", BFloat16Bench.Run),
+    ("safetensors-read", "memory-mapped read + bf16->f32 of a 1 GB checkpoint vs a plain sequential read (GB/s)", SafetensorsBench.RunRead),
+    ("safetensors-write", "writer GB/s for 1 GB (f32->bf16 and raw), RandomModel 1B Llama seconds", SafetensorsBench.RunWrite),
     ("cholesky", "Cholesky factor, SPD inverse and GPTQ's upper factor of the inverse for n = 4096 and 11008", CholeskyBench.Run),
     ("forward", "Decoder forward over 4 × 512 tokens of a random Qwen2.5-0.5B-shaped model vs its GEMMs alone (tokens/s, ratio)", ForwardBench.Run),
 };

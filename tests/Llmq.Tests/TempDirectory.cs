@@ -19,3 +19,15 @@ public sealed class TempDirectory : IDisposable
         }
     }
 }
+
+/// <summary>Base of test classes that each get a fresh <see cref="TempDirectory"/> per test (xunit makes one instance per test).</summary>
+public abstract class TempDirectoryTests : IDisposable
+{
+    protected readonly TempDirectory temp = new();
+
+    public void Dispose()
+    {
+        temp.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}

@@ -65,7 +65,10 @@ public sealed class ModelConfig
         return new ModelConfig
         {
             Json = json,
-            Architectures = json["architectures"] is JsonArray a ? a.Select(x => x?.GetValue<string>() ?? "").ToList() : [],
+            Architectures = json["architectures"] is JsonArray a
+                ? a.Select(x => x is JsonValue v && v.TryGetValue<string>(out var name) ? name
+                    : throw new InvalidCheckpointException(path, null, "architectures holds a non-string")).ToList()
+                : [],
             ModelType = modelType,
             HiddenSize = hidden,
             NumHiddenLayers = Required(json, path, "num_hidden_layers"),

@@ -64,7 +64,7 @@ public static class Cholesky
             new Span<float>(pa, n * n).CopyTo(x);
             new Span<float>(pa, n * n).Clear();
             // X = L⁻¹; A⁻¹ = XᵀX, a symmetric product.
-            Multiply(new(px, 1, n), new(px, n, 1), pa, n, n, n, n, 1f, true, Fill.Symmetric);
+            Multiply(new(px, 1, n), new(px, n, 1), pa, n, n, n, n, 1f, true, Fill.Symmetric, Zeros.AUpper | Zeros.BLower);
         }
     }
 
@@ -184,8 +184,8 @@ public static class Cholesky
         {
             fixed (float* t = tBuf)
             {
-                Multiply(new(l21, ld, 1), new(l, ld, 1), t, n1, n2, n1, n1, 1f, false, Fill.Full);     // T = L21·L11⁻¹
-                Multiply(new(l22, ld, 1), new(t, n1, 1), l21, ld, n2, n1, n2, -1f, false, Fill.Full);  // L21 ← −L22⁻¹·T
+                Multiply(new(l21, ld, 1), new(l, ld, 1), t, n1, n2, n1, n1, 1f, false, Fill.Full, Zeros.BLower);    // T = L21·L11⁻¹
+                Multiply(new(l22, ld, 1), new(t, n1, 1), l21, ld, n2, n1, n2, -1f, false, Fill.Full, Zeros.ALower); // L21 ← −L22⁻¹·T
             }
         }
         finally

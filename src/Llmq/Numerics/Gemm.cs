@@ -51,6 +51,22 @@ public static partial class Gemm
         Upper,
     }
 
+    /// <summary>Known triangular structure of the operands (A is m×k, B is k×n), so that all-zero blocks are skipped:
+    /// products with triangular factors then cost about half.</summary>
+    [Flags]
+    internal enum Zeros
+    {
+        None = 0,
+        /// <summary>A(i, p) = 0 for p &gt; i.</summary>
+        ALower = 1,
+        /// <summary>A(i, p) = 0 for p &lt; i.</summary>
+        AUpper = 2,
+        /// <summary>B(p, j) = 0 for p &lt; j.</summary>
+        BLower = 4,
+        /// <summary>B(p, j) = 0 for p &gt; j.</summary>
+        BUpper = 8,
+    }
+
     /// <summary>A strided view of a matrix operand: element (i, p) sits at <c>P[i·RowStride + p·ColStride]</c>.
     /// Transposes cost nothing: swap the strides.</summary>
     internal readonly unsafe struct Operand(float* p, int rowStride, int colStride)
@@ -67,9 +83,16 @@ public static partial class Gemm
 
     /// <summary>C[m×n] (with row stride ldc) = (accumulate ? C : 0) + alpha·A·B over the parts of C that <paramref name="fill"/>
     /// names. The core every public product and the Cholesky routines go through.</summary>
-    internal static unsafe void Multiply(Operand a, Operand b, float* c, int ldc, int m, int n, int k, float alpha, bool accumulate, Fill fill)
+    internal static unsafe void Multiply(Operand a, Operand b, float* c, int ldc, int m, int n, int k, float alpha, bool accumulate, Fill fill,
+        Zeros zeros = Zeros.None)
     {
         if (m <= 0 || n <= 0) return;
+        if (zeros != Zeros.None && !accumulate)
+        {
+            // Skipped all-zero blocks write nothing, so C starts from zero rather than from the first block.
+            ClearRegion(c, ldc, 0, m, 0, n, fill);
+            accumulate = true;
+        }
         if (k <= 0)
         {
             if (!accumulate) ClearRegion(c, ldc, 0, m, 0, n, fill);
@@ -80,7 +103,7 @@ public static partial class Gemm
         long work = (long)m * n * k;
         if (threads == 1 || work < ParallelThreshold)
         {
-            Region(a, b, c, ldc, 0, m, 0, n, k, alpha, accumulate, fill);
+            Region(a, b, c, ldc, 0, m, 0, n, k, alpha, accumulate, fill, zeros);
             return;
         }
 
@@ -107,17 +130,17 @@ public static partial class Gemm
         Parallel.For(0, regions.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, r =>
         {
             var (i0, i1, j0, j1) = regions[r];
-            Region(a, b, (float*)pc, ldc, i0, i1, j0, j1, k, alpha, accumulate, fill);
+            Region(a, b, (float*)pc, ldc, i0, i1, j0, j1, k, alpha, accumulate, fill, zeros);
         });
     }
 
     /// <summary>One region of C: rows [i0, i1), columns [j0, j1), on the calling thread.</summary>
     static unsafe void Region(Operand a, Operand b, float* c, int ldc, int i0, int i1, int j0, int j1, int k,
-        float alpha, bool accumulate, Fill fill)
+        float alpha, bool accumulate, Fill fill, Zeros zeros)
     {
         if (fill != Fill.Symmetric)
         {
-            RegionCore(a, b, c, ldc, i0, i1, j0, j1, k, alpha, accumulate, fill);
+            RegionCore(a, b, c, ldc, i0, i1, j0, j1, k, alpha, accumulate, fill, zeros);
             return;
         }
         // A symmetric product adds each element to two places. Doing that once per KC step would cost a transposed
@@ -129,7 +152,8 @@ public static partial class Gemm
             fixed (float* s = scratch)
             {
                 float* origin = s - ((long)i0 * w + j0); // so that element (i, j) of C lands at origin[i·w + j]
-                RegionCore(a, b, origin, w, i0, i1, j0, j1, k, alpha, false, Fill.Upper);
+                if (zeros != Zeros.None) new Span<float>(s, h * w).Clear();
+                RegionCore(a, b, origin, w, i0, i1, j0, j1, k, alpha, zeros != Zeros.None, Fill.Upper, zeros);
                 for (int i = i0; i < i1; i++)
                 {
                     int jStart = Math.Max(i, j0);
@@ -150,7 +174,7 @@ public static partial class Gemm
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once per region: never leave it to tier-0 code
     static unsafe void RegionCore(Operand a, Operand b, float* c, int ldc, int i0, int i1, int j0, int j1, int k,
-        float alpha, bool accumulate, Fill fill)
+        float alpha, bool accumulate, Fill fill, Zeros zeros)
     {
         // Packed buffers, 64-byte aligned so every micro-panel row is one cache line apart.
         float[] aBuf = ArrayPool<float>.Shared.Rent(MC * KC + 16);
@@ -168,12 +192,14 @@ public static partial class Gemm
                     {
                         int kc = Math.Min(KC, k - pc);
                         bool add = accumulate || pc > 0;
+                        if (IsZero(zeros, i0, i1, jc, jc + nc, pc, pc + kc)) continue;
                         GemmKernels.PackB(b, pc, kc, jc, nc, bPack);
                         for (int ic = i0; ic < i1; ic += MC)
                         {
                             int mc = Math.Min(MC, i1 - ic);
                             if (fill == Fill.Lower && ic + mc - 1 < jc) continue;
                             if (fill == Fill.Upper && ic > jc + nc - 1) continue;
+                            if (IsZero(zeros, ic, ic + mc, jc, jc + nc, pc, pc + kc)) continue;
                             GemmKernels.PackA(a, ic, mc, pc, kc, aPack);
                             for (int jr = 0; jr < nc; jr += NR)
                             {
@@ -184,6 +210,7 @@ public static partial class Gemm
                                     int i = ic + ir, mr = Math.Min(MR, mc - ir);
                                     if (fill == Fill.Lower && i + mr - 1 < j) continue;
                                     if (fill == Fill.Upper && i > j + nr - 1) continue;
+                                    if (IsZero(zeros, i, i + mr, j, j + nr, pc, pc + kc)) continue;
                                     float* aPanel = aPack + (long)ir * kc;
                                     if (mr == MR && nr == NR && InFill(fill, i, j))
                                         GemmKernels.MicroKernel(kc, aPanel, bPanel, c + (long)i * ldc + j, ldc, alpha, add);
@@ -205,6 +232,15 @@ public static partial class Gemm
             ArrayPool<float>.Shared.Return(bBuf);
         }
     }
+
+    /// <summary>Whether A[i0..i1) × depth [p0, p1) or depth [p0, p1) × B[j0..j1) is known to be all zeros, so the block
+    /// adds nothing to C[i0..i1, j0..j1).</summary>
+    static bool IsZero(Zeros z, int i0, int i1, int j0, int j1, int p0, int p1) =>
+        z != Zeros.None && (
+            ((z & Zeros.ALower) != 0 && p0 > i1 - 1) ||
+            ((z & Zeros.AUpper) != 0 && p1 - 1 < i0) ||
+            ((z & Zeros.BLower) != 0 && p1 - 1 < j0) ||
+            ((z & Zeros.BUpper) != 0 && p0 > j1 - 1));
 
     /// <summary>Whether the whole MR×NR tile at (i, j) lies in the part of C that <paramref name="fill"/> writes.</summary>
     static bool InFill(Fill fill, int i, int j) => fill switch
@@ -235,9 +271,11 @@ public static partial class Gemm
     static unsafe void ClearRegion(float* c, int ldc, int i0, int i1, int j0, int j1, Fill fill)
     {
         for (int i = i0; i < i1; i++)
-            for (int j = j0; j < j1; j++)
-                if (fill != Fill.Lower || i >= j)
-                    c[(long)i * ldc + j] = 0;
+        {
+            int from = j0, to = j1;
+            if (fill == Fill.Lower) to = Math.Min(j1, i + 1);
+            if (to > from) new Span<float>(c + (long)i * ldc + from, to - from).Clear();
+        }
     }
 
     static unsafe float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);

@@ -3,12 +3,8 @@ using Llmq.Checkpoints;
 
 namespace Llmq.Tests.Checkpoints;
 
-public class ModelDirectoryTests : IDisposable
+public class ModelDirectoryTests : TempDirectoryTests
 {
-    readonly TempDirectory temp = new();
-
-    public void Dispose() => temp.Dispose();
-
     [Fact]
     public void ParsesStoriesConfig()
     {

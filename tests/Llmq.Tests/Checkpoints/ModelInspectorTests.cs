@@ -2,12 +2,8 @@ using Llmq.Checkpoints;
 
 namespace Llmq.Tests.Checkpoints;
 
-public class ModelInspectorTests : IDisposable
+public class ModelInspectorTests : TempDirectoryTests
 {
-    readonly TempDirectory temp = new();
-
-    public void Dispose() => temp.Dispose();
-
     [Fact]
     public void ReportsDTypesShardsAndParameters()
     {

@@ -2,12 +2,8 @@ using Llmq.Checkpoints;
 
 namespace Llmq.Tests.Checkpoints;
 
-public class RandomModelTests : IDisposable
+public class RandomModelTests : TempDirectoryTests
 {
-    readonly TempDirectory temp = new();
-
-    public void Dispose() => temp.Dispose();
-
     public static TheoryData<string> Presets => ["TinyLlama", "TinyMistral", "TinyQwen2", "TinyQwen3"];
 
     static RandomModelSpec Preset(string name) => name switch

@@ -5,12 +5,8 @@ using Llmq.Checkpoints;
 
 namespace Llmq.Tests.Checkpoints;
 
-public class SafetensorsWriterTests : IDisposable
+public class SafetensorsWriterTests : TempDirectoryTests
 {
-    readonly TempDirectory temp = new();
-
-    public void Dispose() => temp.Dispose();
-
     static byte[] Pattern(int n, int seed) => Enumerable.Range(0, n).Select(i => (byte)(i * 31 + seed)).ToArray();
 
     [Fact]

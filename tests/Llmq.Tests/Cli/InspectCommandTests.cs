@@ -6,12 +6,8 @@ using Llmq.Cli;
 namespace Llmq.Tests.Cli;
 
 /// <summary>`llmq inspect` run in-process through the real root command, with output and errors captured.</summary>
-public class InspectCommandTests : IDisposable
+public class InspectCommandTests : TempDirectoryTests
 {
-    readonly TempDirectory temp = new();
-
-    public void Dispose() => temp.Dispose();
-
     internal static (int Exit, string Output, string Error) Llmq(params string[] args)
     {
         var output = new StringWriter();
