@@ -1,4 +1,5 @@
 using Llmq.Checkpoints;
+using Llmq.Formats.CompressedTensors;
 using Llmq.Models;
 
 namespace Llmq.Evaluation;
@@ -20,6 +21,12 @@ public sealed class EvaluationModel : IDisposable
     /// checkpoint that none of them recognizes is refused with the list, rather than read as if it were dense.</summary>
     public static IReadOnlyList<DequantizingFormat> Formats { get; } =
     [
+        new("compressed-tensors", (_, config) => (string?)config?.QuantizationConfig?["quant_method"] == "compressed-tensors",
+            path =>
+            {
+                var checkpoint = CompressedCheckpoint.Open(path);
+                return (checkpoint, checkpoint.Config, checkpoint);
+            }),
     ];
 
     readonly IDisposable? _owner;
