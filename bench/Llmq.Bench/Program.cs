@@ -10,6 +10,9 @@ var benches = new (string Name, string Description, Action Run)[]
     ("safetensors-read", "memory-mapped read + bf16->f32 of a 1 GB checkpoint vs a plain sequential read (GB/s)", SafetensorsBench.RunRead),
     ("safetensors-write", "writer GB/s for 1 GB (f32->bf16 and raw), RandomModel 1B Llama seconds", SafetensorsBench.RunWrite),
     ("cholesky", "Cholesky factor, SPD inverse and GPTQ's upper factor of the inverse for n = 4096 and 11008", CholeskyBench.Run),
+    ("quantize-model", "Make the random 1B bf16 Llama used by the quantize benches (once, in $LLMQ_BENCH_DIR)", QuantizeBench.Make),
+    ("read-model", "Read the 1B model once into float32: the baseline for quantize", QuantizeBench.Read),
+    ("quantize", "RTN W4A16 and NVFP4A16 of the random 1B bf16 Llama (seconds; bench/quantize/run.sh adds peak RSS)", QuantizeBench.Run),
     ("forward", "Decoder forward over 4 × 512 tokens of a random Qwen2.5-0.5B-shaped model vs its GEMMs alone (tokens/s, ratio)", ForwardBench.Run),
 };
 

@@ -9,6 +9,8 @@ internal static class Commands
     [
         InspectCommand.Create(),
         GgufCommand.Create(),
+        QuantizeCommand.Create(),
+        DecompressCommand.Create(),
         EvalCommand.Create(),
     ];
 
