@@ -100,15 +100,17 @@ public static partial class Gemm
         }
 
         int threads = Math.Max(1, MaxDegreeOfParallelism);
-        long work = (long)m * n * k;
-        if (threads == 1 || work < ParallelThreshold)
+        bool parallel = threads > 1 && (long)m * n * k >= ParallelThreshold;
+        if (!parallel && fill != Fill.Symmetric)
         {
             Region(a, b, c, ldc, 0, m, 0, n, k, alpha, accumulate, fill, zeros);
             return;
         }
 
-        // Cut C into a grid of regions, several per core so uneven regions (triangles, edges) balance out.
-        int target = threads * (fill == Fill.Full ? 2 : 8);
+        // Cut C into a grid of regions, several per core so uneven regions (triangles, edges) balance out. Symmetric
+        // products are cut even on one thread: each region needs scratch its size, kept to at most about 1024².
+        int target = parallel ? threads * (fill == Fill.Full ? 2 : 8) : 1;
+        if (fill == Fill.Symmetric) target = Math.Max(target, Square((n + 1023) / 1024));
         int mBlocks = Math.Max(1, (int)Math.Round(Math.Sqrt(target * (double)m / n)));
         int nBlocks = Math.Max(1, (target + mBlocks - 1) / mBlocks);
         int mStep = RoundUp((m + mBlocks - 1) / mBlocks, MR), nStep = RoundUp((n + nBlocks - 1) / nBlocks, NR);
@@ -123,6 +125,11 @@ public static partial class Gemm
                 if (fill == Fill.Symmetric && i0 > j1 - 1) continue;  // entirely below the diagonal
                 regions.Add((i0, i1, j0, j1));
             }
+        if (!parallel)
+        {
+            foreach (var (i0, i1, j0, j1) in regions) Region(a, b, c, ldc, i0, i1, j0, j1, k, alpha, accumulate, fill, zeros);
+            return;
+        }
         // Largest first: triangular regions differ in size.
         regions.Sort((x, y) => ((long)(y.I1 - y.I0) * (y.J1 - y.J0)).CompareTo((long)(x.I1 - x.I0) * (x.J1 - x.J0)));
 
@@ -279,6 +286,8 @@ public static partial class Gemm
     }
 
     static unsafe float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
+
+    static int Square(int x) => x * x;
 
     static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
 

@@ -76,6 +76,8 @@ public class GemmTests
     [InlineData(100, 33)]
     [InlineData(300, 70)]
     [InlineData(100, 260)]
+    [InlineData(1, 1100)] // several symmetric regions on one thread
+    [InlineData(3, 1100)]
     public void AddXtXMatchesReferenceAndStaysSymmetric(int rows, int cols)
     {
         var x = Random(rows * cols, 8);
