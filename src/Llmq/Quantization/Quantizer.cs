@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Text.Json.Nodes;
 using Llmq.Checkpoints;
 using Llmq.Formats.CompressedTensors;
@@ -123,8 +124,33 @@ public static class Quantizer
             if (!plan.Groups[g].Weights!.HasGlobalScale) continue;
             cancellation.ThrowIfCancellationRequested();
             amax[module] = AbsMax(checkpoint, module + ".weight");
+            PageRelease.Release(checkpoint, checkpoint.Info(module + ".weight"));   // this pass must not keep the model resident
         }
         return FusedLayers.GlobalScales(amax);   // only tensor_group modules take part, so only all-NVFP4 sets share
+    }
+
+    /// <summary>Largest low-15-bit value of bf16 bits (|x| of non-NaN bf16 values orders like these), vectorized.</summary>
+    static short BFloat16AbsMaxBits(ReadOnlySpan<short> bits)
+    {
+        int i = 0;
+        short m = 0;
+        if (Vector256.IsHardwareAccelerated && bits.Length >= 16)
+        {
+            var acc = Vector256<short>.Zero;
+            var mask = Vector256.Create((short)0x7FFF);
+            for (; i + 16 <= bits.Length; i += 16)
+                acc = Vector256.Max(acc, Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(bits), (nuint)i) & mask);
+            m = MaxLane(acc);
+        }
+        for (; i < bits.Length; i++) m = Math.Max(m, (short)(bits[i] & 0x7FFF));
+        return m;
+    }
+
+    static short MaxLane(Vector256<short> v)
+    {
+        short m = 0;
+        for (int k = 0; k < 16; k++) m = Math.Max(m, v.GetElement(k));
+        return m;
     }
 
     /// <summary>max |w| of a float tensor; BF16 directly on the bits (|x| orders like its low 15 bits).</summary>
@@ -146,9 +172,7 @@ public static class Quantizer
                     Parallel.For(0, partial.Length, c =>
                     {
                         var part = new ReadOnlySpan<short>(bp + (long)c * chunk, Math.Min(chunk, n - c * chunk));
-                        short m = 0;
-                        foreach (short s in part) m = Math.Max(m, (short)(s & 0x7FFF));
-                        partial[c] = m;
+                        partial[c] = BFloat16AbsMaxBits(part);
                     });
                 }
             }
