@@ -9,6 +9,7 @@ internal static class Commands
     [
         InspectCommand.Create(),
         GgufCommand.Create(),
+        OneshotCommand.Create(),
         QuantizeCommand.Create(),
         DecompressCommand.Create(),
         EvalCommand.Create(),

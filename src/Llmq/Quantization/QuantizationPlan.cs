@@ -31,8 +31,11 @@ public sealed class QuantizationPlan
     public QuantizationScheme SchemeOf(string module) => Groups[Modules[module]];
 
     /// <summary>Plans <paramref name="groups"/> over the weights in <paramref name="tensors"/>. A tied <c>lm_head</c> (no tensor of
-    /// its own) still counts as an unquantized Linear, as it is a module of the model.</summary>
-    public static QuantizationPlan Create(IReadOnlyList<TensorInfo> tensors, ModelConfig config, IReadOnlyList<QuantizationScheme> groups, IReadOnlyList<string> ignore)
+    /// its own) still counts as an unquantized Linear, as it is a module of the model.
+    /// <paramref name="bypassDivisibilityChecks"/> (llm-compressor's <c>bypass_divisibility_checks</c>) accepts input widths that
+    /// are not a multiple of group_size: the last group is then zero-padded.</summary>
+    public static QuantizationPlan Create(IReadOnlyList<TensorInfo> tensors, ModelConfig config, IReadOnlyList<QuantizationScheme> groups, IReadOnlyList<string> ignore,
+        bool bypassDivisibilityChecks = false)
     {
         if (config.QuantizationConfig is not null)
             throw new LlmqException($"{config.Json["_name_or_path"]?.ToString() ?? "the model"} is already quantized (config.json has quantization_config); decompress it first");
@@ -54,7 +57,7 @@ public sealed class QuantizationPlan
                 continue;
             }
             if (groups[g].Weights is not { } w) continue;
-            Check(t, module, w);
+            Check(t, module, w, bypassDivisibilityChecks);
             modules[module] = g;
         }
         if (config.TieWordEmbeddings && !tensors.Any(t => t.Name == "lm_head.weight"))
@@ -69,13 +72,13 @@ public sealed class QuantizationPlan
         return new QuantizationPlan(groups, modules, ignored, ignore);
     }
 
-    static void Check(TensorInfo t, string module, QuantizationArgs w)
+    static void Check(TensorInfo t, string module, QuantizationArgs w, bool bypassDivisibilityChecks)
     {
         if (t.DType is not (DType.BF16 or DType.F16 or DType.F32))
             throw new InvalidCheckpointException(t.File, t.Name, $"is {t.DType}; only F32, F16 and BF16 weights can be quantized");
         long cols = t.Shape[1];
         int? need = w.ResolvedStrategy is QuantizationStrategy.Group or QuantizationStrategy.TensorGroup ? w.GroupSize : null;
-        if (need is { } gs && cols % gs != 0)
+        if (need is { } gs && cols % gs != 0 && !bypassDivisibilityChecks)
             throw new LlmqException($"{module}: {cols} input columns are not a multiple of group_size {gs}");
         if (w.Type == QuantizationType.Float && w.NumBits == 4 && cols % 2 != 0)
             throw new LlmqException($"{module}: FP4 needs an even number of input columns, not {cols}");
