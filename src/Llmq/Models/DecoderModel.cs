@@ -135,18 +135,19 @@ public sealed class DecoderModel : IDisposable
         return w;
     }
 
-    /// <summary>Most tokens per pass through a layer: enough rows for every GEMM to run at full speed.</summary>
+    /// <summary>Most tokens per pass through a layer without an observer: enough rows for every GEMM to run at full speed.</summary>
     internal const int ChunkTokens = 4096;
 
-    /// <summary>Scratch floats one pass through a layer may hold (256 MB), which lowers the chunk for wide models.</summary>
+    /// <summary>Scratch floats one such pass may hold (256 MB), which lowers the chunk for wide models.</summary>
     const long ScratchBudget = 64L << 20;
 
     /// <summary>
     /// Runs one decoder layer in place over <paramref name="hidden"/>[batch · seqLen × hidden]:
     /// <c>h += o_proj(attention(rope(q,k), v))</c> on the input-normed states, then <c>h += down_proj(silu(gate) · up)</c>
-    /// on the post-attention-normed states. <paramref name="observer"/> sees the input of every Linear before it is applied;
-    /// large batches are run a few samples at a time, so it may see one Linear several times per call, each with a
-    /// different chunk of rows.
+    /// on the post-attention-normed states.
+    /// With an <paramref name="observer"/> the whole batch runs in one pass, so each Linear's input is observed exactly once
+    /// per call, all batch · seqLen rows at once (calibration sizes its batches; scratch is about
+    /// batch · seqLen · (3 · intermediate + 4 · hidden) floats). Without one, large batches run a few samples at a time.
     /// </summary>
     public void ForwardLayer(DecoderLayerWeights w, Span<float> hidden, int batch, int seqLen, ILinearInputObserver? observer = null)
     {
@@ -154,10 +155,12 @@ public sealed class DecoderModel : IDisposable
         if (batch <= 0 || seqLen <= 0) throw new ArgumentOutOfRangeException(nameof(batch), "batch and seqLen must be positive");
         if (hidden.Length < needed)
             throw new ArgumentException($"hidden holds {hidden.Length} floats, fewer than batch·seqLen·hidden = {needed}", nameof(hidden));
+        if ((long)batch * seqLen * 2 * IntermediateSize > Array.MaxLength)
+            throw new ArgumentException($"{batch} × {seqLen} tokens are too many for one pass; run fewer samples per call", nameof(batch));
         Rope.EnsurePositions(seqLen);
         long scratchPerToken = HiddenSize + 2L * (Heads + 2 * KvHeads) * HeadDim + Heads * HeadDim + 3L * IntermediateSize;
         int chunkTokens = (int)Math.Min(ChunkTokens, ScratchBudget / scratchPerToken);
-        int chunk = Math.Max(1, Math.Min(batch, chunkTokens / seqLen));
+        int chunk = observer is null ? Math.Max(1, Math.Min(batch, chunkTokens / seqLen)) : batch;
         using var buffers = new LayerBuffers(chunk * seqLen, HiddenSize, Heads * HeadDim, KvHeads * HeadDim, IntermediateSize);
         for (int s0 = 0; s0 < batch; s0 += chunk)
         {

@@ -110,22 +110,25 @@ public class DecoderModelTests
     }
 
     [Fact]
-    public void LargeBatchesRunInChunksWithTheSameResult()
+    public void LargeBatchesRunInChunksWithTheSameResultAndObserversSeeEachLinearOnce()
     {
         var spec = new TinySpec("LlamaForCausalLM", Hidden: 16, Heads: 2, KvHeads: 1, Intermediate: 24);
         using var model = new DecoderModel(TinyModels.Weights(spec, 9), TinyModels.Config(spec));
         int seqLen = 100, batch = DecoderModel.ChunkTokens / seqLen + 1; // one more sample than a chunk holds
         var hidden = model.Embed(TinyModels.Tokens(batch * seqLen, spec.Vocab, 10));
+        var observed = hidden.ToArray();
         var oneByOne = hidden.ToArray();
         var layer = model.LoadLayer(0);
         var observer = new Recorder();
 
-        model.ForwardLayer(layer, hidden, batch, seqLen, observer);
+        model.ForwardLayer(layer, hidden, batch, seqLen);
+        model.ForwardLayer(layer, observed, batch, seqLen, observer);
         for (int s = 0; s < batch; s++) model.ForwardLayer(layer, oneByOne.AsSpan(s * seqLen * 16, seqLen * 16), 1, seqLen);
 
         for (int i = 0; i < hidden.Length; i++) Assert.Equal(oneByOne[i], hidden[i], 1e-5f);
-        Assert.Equal(2, observer.Calls.Count(c => c.Name == "model.layers.0.mlp.down_proj"));
-        Assert.Equal(batch * seqLen, observer.Calls.Where(c => c.Name == "model.layers.0.mlp.down_proj").Sum(c => c.Rows));
+        for (int i = 0; i < hidden.Length; i++) Assert.Equal(oneByOne[i], observed[i], 1e-5f);
+        Assert.Equal(layer.LinearNames, observer.Calls.Select(c => c.Name));
+        Assert.All(observer.Calls, c => Assert.Equal(batch * seqLen, c.Rows));
     }
 
     [Fact]
