@@ -250,11 +250,12 @@ public sealed class SafetensorsWriter : IDisposable
 
     public void Dispose()
     {
-        foreach (var shard in shards)
-            shard.CloseData();
         if (!finished)
             foreach (var shard in shards)
+            {
+                shard.Handle?.Dispose();
                 File.Delete(shard.TempPath);
+            }
         shards.Clear();
     }
 
