@@ -8,6 +8,7 @@ internal static class Commands
     public static IEnumerable<Command> All() =>
     [
         InspectCommand.Create(),
+        GgufCommand.Create(),
         OneshotCommand.Create(),
         QuantizeCommand.Create(),
         DecompressCommand.Create(),

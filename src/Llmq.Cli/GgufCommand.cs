@@ -1,0 +1,37 @@
+using System.CommandLine;
+using Llmq.Formats.Gguf;
+
+namespace Llmq.Cli;
+
+/// <summary><c>llmq gguf --model DIR --type Q4_K_M --output model.gguf [--imatrix FILE]</c>: a Hugging Face Llama-family
+/// directory to a llama.cpp GGUF in one step (convert_hf_to_gguf.py + llama-quantize).</summary>
+internal static class GgufCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Hugging Face model directory", Required = true };
+        var type = new Option<string>("--type") { Description = "llama.cpp file type: Q4_K_M, Q4_K_S, Q5_K_M, Q6_K, Q8_0, Q4_0, F16, …", DefaultValueFactory = _ => "Q4_K_M" };
+        var output = new Option<string>("--output") { Description = "the .gguf file to write", Required = true };
+        var imatrix = new Option<string?>("--imatrix") { Description = "llama.cpp importance matrix (GGUF or legacy .dat)" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "replace an existing output file" };
+        var command = new Command("gguf", "Convert a Hugging Face model to GGUF for llama.cpp, quantized with llama.cpp's block formats")
+            { model, type, output, imatrix, overwrite };
+        command.SetAction(parse => CliErrors.Run(parse.InvocationConfiguration.Error, () =>
+        {
+            var o = parse.InvocationConfiguration.Output;
+            var imatrixPath = parse.GetValue(imatrix);
+            var result = GgufConverter.Convert(parse.GetValue(model)!, parse.GetValue(output)!, new GgufConvertOptions
+            {
+                FileType = GgufTypePolicy.Parse(parse.GetValue(type)!),
+                Imatrix = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath),
+                ImatrixFile = imatrixPath,
+                Overwrite = parse.GetValue(overwrite),
+            }, new Progress<string>(o.WriteLine));
+            foreach (var g in result.Tensors.GroupBy(t => t.Type).OrderBy(g => g.Key))
+                o.WriteLine($"  {GgmlTypes.Name(g.Key),-6} {g.Count(),5} tensors {g.Sum(t => t.Bytes),14:N0} bytes");
+            o.WriteLine($"wrote {result.Path}: {result.OutputBytes:N0} bytes from {result.InputBytes:N0} in {result.Elapsed.TotalSeconds:F1} s");
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Llmq.Checkpoints;
+
+namespace Llmq.Formats.Gguf;
+
+/// <summary>Replaces llama.cpp's quantizer for chosen tensors (GPTQ on the block grid). Return false to let the
+/// converter quantize the tensor itself.</summary>
+public interface IGgufTensorQuantizer
+{
+    /// <param name="ggufName">e.g. "blk.3.attn_q.weight"; <paramref name="weight"/> is in GGUF row order</param>
+    bool TryQuantize(string ggufName, GgmlType type, float[] weight, int rows, int cols, Span<byte> destination);
+}
+
+public sealed class GgufConvertOptions
+{
+    public GgufFileType FileType { get; init; } = GgufFileType.Q4_K_M;
+    /// <summary>Importance weights per GGUF tensor name (llama-quantize's --imatrix).</summary>
+    public ImportanceMatrix? Imatrix { get; init; }
+    /// <summary>Where the imatrix came from, recorded as quantize.imatrix.file.</summary>
+    public string? ImatrixFile { get; init; }
+    public IGgufTensorQuantizer? TensorQuantizer { get; init; }
+    public bool Overwrite { get; init; }
+}
+
+public sealed record GgufTensorReport(string Name, GgmlType Type, long[] Dimensions, long Bytes);
+
+public sealed record GgufConversionResult(string Path, IReadOnlyList<GgufTensorReport> Tensors, long InputBytes, long OutputBytes, TimeSpan Elapsed);
+
+/// <summary>Hugging Face Llama-family directory → GGUF in one pass: what convert_hf_to_gguf.py (--outtype f32) and
+/// llama-quantize do together. Tensors are read one at a time from the memory-mapped checkpoint, permuted, quantized
+/// in parallel and appended; the file appears under its final name only when complete.</summary>
+public static class GgufConverter
+{
+    public const uint QuantizationVersion = 2; // GGML_QNT_VERSION
+
+    public static GgufConversionResult Convert(string modelDir, string outputPath, GgufConvertOptions options, IProgress<string>? progress = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var config = ModelConfig.Load(modelDir);
+        if (config.ModelType is not ("llama" or "mistral"))
+            throw new LlmqException($"{modelDir}: GGUF export supports the Llama family (llama, mistral), not '{config.ModelType}'");
+        if (config.AttentionBias)
+            throw new LlmqException($"{modelDir}: attention biases are not supported by the llama GGUF layout");
+        var full = Path.GetFullPath(outputPath);
+        if (File.Exists(full) && !options.Overwrite)
+            throw new LlmqException($"{outputPath} already exists (pass --overwrite to replace it)");
+
+        using var checkpoint = Checkpoint.Open(modelDir);
+        var plan = Plan(checkpoint, config);
+        var imatrix = options.Imatrix;
+        var policy = new GgufTypePolicy(options.FileType, config.NumHiddenLayers, config.NumAttentionHeads, config.NumKeyValueHeads,
+            imatrix is not null, tiedEmbeddings: !plan.Any(p => p.Gguf == "output.weight"),
+            attentionVCount: plan.Count(p => p.Gguf.Contains("attn_v.weight", StringComparison.Ordinal)));
+
+        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        var reports = new List<GgufTensorReport>();
+        try
+        {
+            using (var writer = new GgufWriter(temp))
+            {
+                AddModelMetadata(writer, config, modelDir, options);
+                foreach (var p in plan)
+                {
+                    var type = policy.Choose(p.Gguf, p.Dimensions.Length, p.Dimensions[0]);
+                    writer.AddTensor(p.Gguf, type, p.Dimensions);
+                    reports.Add(new GgufTensorReport(p.Gguf, type, p.Dimensions, writer.TensorBytes(p.Gguf)));
+                }
+                writer.WriteHeader();
+                for (int i = 0; i < plan.Count; i++)
+                {
+                    progress?.Report($"[{i + 1}/{plan.Count}] {plan[i].Gguf} → {GgmlTypes.Name(reports[i].Type)}");
+                    WriteTensor(writer, checkpoint, config, plan[i], reports[i].Type, imatrix, options.TensorQuantizer);
+                }
+                writer.Finish();
+            }
+            File.Move(temp, full, overwrite: options.Overwrite);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+        return new GgufConversionResult(full, reports, checkpoint.Tensors.Sum(t => t.ByteLength), new FileInfo(full).Length, clock.Elapsed);
+    }
+
+    sealed record PlannedTensor(string Hf, string Gguf, GgufRowOrder Order, long[] Dimensions);
+
+    static List<PlannedTensor> Plan(Checkpoint checkpoint, ModelConfig config)
+    {
+        var plan = new List<PlannedTensor>();
+        foreach (var t in checkpoint.Tensors)
+        {
+            if (t.Name == "lm_head.weight" && config.TieWordEmbeddings) continue;
+            var gguf = GgufTensorNames.ToGguf(t.Name, out var order);
+            if (gguf is null) continue;
+            plan.Add(new PlannedTensor(t.Name, gguf, order, t.Shape.Reverse().ToArray()));
+        }
+        plan.Sort((a, b) => GgufTensorNames.CompareForFile(a.Gguf, b.Gguf));
+        return plan;
+    }
+
+    static void AddModelMetadata(GgufWriter w, ModelConfig c, string modelDir, GgufConvertOptions options)
+    {
+        const string arch = "llama";
+        w.Add("general.architecture", GgufValue.Str(arch));
+        w.Add("general.type", GgufValue.Str("model"));
+        w.Add("general.name", GgufValue.Str(Path.GetFileName(Path.GetFullPath(modelDir).TrimEnd(Path.DirectorySeparatorChar))));
+        w.Add($"{arch}.block_count", GgufValue.U32((uint)c.NumHiddenLayers));
+        w.Add($"{arch}.context_length", GgufValue.U32((uint)c.MaxPositionEmbeddings));
+        w.Add($"{arch}.embedding_length", GgufValue.U32((uint)c.HiddenSize));
+        w.Add($"{arch}.feed_forward_length", GgufValue.U32((uint)c.IntermediateSize));
+        w.Add($"{arch}.attention.head_count", GgufValue.U32((uint)c.NumAttentionHeads));
+        w.Add($"{arch}.attention.head_count_kv", GgufValue.U32((uint)c.NumKeyValueHeads));
+        w.Add($"{arch}.rope.freq_base", GgufValue.F32((float)c.RopeTheta));
+        w.Add($"{arch}.attention.layer_norm_rms_epsilon", GgufValue.F32((float)c.RmsNormEps));
+        if (c.HeadDim != c.HiddenSize / c.NumAttentionHeads || c.Json.ContainsKey("head_dim"))
+        {
+            w.Add($"{arch}.attention.key_length", GgufValue.U32((uint)c.HeadDim));
+            w.Add($"{arch}.attention.value_length", GgufValue.U32((uint)c.HeadDim));
+        }
+        w.Add($"{arch}.vocab_size", GgufValue.U32((uint)c.VocabSize));
+        w.Add($"{arch}.rope.dimension_count", GgufValue.U32((uint)c.HeadDim));
+        if (c.RopeScaling is { } scaling)
+        {
+            var type = scaling["rope_type"]?.GetValue<string>() ?? scaling["type"]?.GetValue<string>();
+            if (type == "linear" && scaling["factor"] is { } factor)
+            {
+                w.Add($"{arch}.rope.scaling.type", GgufValue.Str("linear"));
+                w.Add($"{arch}.rope.scaling.factor", GgufValue.F32((float)factor.GetValue<double>()));
+            }
+            else if (type is not (null or "default"))
+                throw new LlmqException($"{modelDir}: rope_scaling type '{type}' is not supported by the GGUF export yet");
+        }
+        GgufVocabulary.AddTo(w, modelDir, c.VocabSize);
+        // llama-quantize re-sets these two last, then appends its imatrix notes: the same key order keeps files identical
+        w.Add("general.quantization_version", GgufValue.U32(QuantizationVersion));
+        w.Add("general.file_type", GgufValue.U32((uint)options.FileType));
+        if (options.Imatrix is { } m)
+        {
+            if (options.ImatrixFile is not null) w.Add("quantize.imatrix.file", GgufValue.Str(options.ImatrixFile));
+            if (m.Datasets.Count > 0) w.Add("quantize.imatrix.dataset", GgufValue.Str(m.Datasets[0]));
+            w.Add("quantize.imatrix.entries_count", GgufValue.U32((uint)m.Count));
+            if (m.ChunkCount > 0) w.Add("quantize.imatrix.chunks_count", GgufValue.U32((uint)m.ChunkCount));
+        }
+    }
+
+    static void WriteTensor(GgufWriter writer, Checkpoint checkpoint, ModelConfig config, PlannedTensor p, GgmlType type,
+        ImportanceMatrix? imatrix, IGgufTensorQuantizer? custom)
+    {
+        var weight = checkpoint.ReadFloat32(p.Hf);
+        int cols = (int)p.Dimensions[0];
+        int rows = (int)(weight.Length / Math.Max(1, cols));
+        if (p.Order != GgufRowOrder.AsIs)
+        {
+            var permuted = GC.AllocateUninitializedArray<float>(weight.Length);
+            int heads = p.Order == GgufRowOrder.PermuteQueryHeads ? config.NumAttentionHeads : config.NumKeyValueHeads;
+            GgufTensorNames.PermuteRows(weight, permuted, heads, cols);
+            weight = permuted;
+        }
+        var bytes = GC.AllocateUninitializedArray<byte>(checked((int)GgmlTypes.RowSize(type, cols) * rows));
+        if (custom is null || !custom.TryQuantize(p.Gguf, type, weight, rows, cols, bytes))
+        {
+            var importance = imatrix?.Weights(p.Gguf);
+            if (importance is not null && importance.Length != cols)
+                throw new LlmqException($"imatrix entry '{p.Gguf}' has {importance.Length} columns, the tensor has {cols}");
+            GgmlQuants.QuantizeRows(type, weight, bytes, cols, importance);
+        }
+        writer.WriteTensor(p.Gguf, bytes);
+    }
+}

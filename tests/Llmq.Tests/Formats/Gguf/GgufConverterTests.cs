@@ -1,0 +1,128 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Llmq.Checkpoints;
+using Llmq.Formats.Gguf;
+
+namespace Llmq.Tests.Formats.Gguf;
+
+/// <summary>The one-step converter against llama.cpp: for stories260K our file equals, byte for byte, what llama-quantize
+/// writes from our F32 GGUF (vectors/stories260k_llama_quantize.json), which covers metadata, tensor order, the per-tensor
+/// type choices with their fallbacks, and the block bytes. llama.cpp also loads that F32 file, tokenizes as the reference
+/// and reproduces the reference logits (checked when the vectors were made).</summary>
+public class GgufConverterTests
+{
+    static string Stories => SharedData.Path("models/stories260K-hf");
+
+    [Theory]
+    [InlineData("Q4_K_M"), InlineData("Q4_K_S"), InlineData("Q5_K_M"), InlineData("Q6_K"), InlineData("Q8_0"), InlineData("Q4_0")]
+    public void Stories260KMatchesLlamaQuantize(string type)
+    {
+        var model = Stories;
+        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Formats", "Gguf", "Vectors", "stories260k_llama_quantize.json")))![type]!.GetValue<string>();
+        using var dir = new TempDirectory();
+        var result = GgufConverter.Convert(model, dir["m.gguf"], new GgufConvertOptions { FileType = GgufTypePolicy.Parse(type) });
+        Assert.Equal(expected, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(result.Path))));
+    }
+
+    [Fact]
+    public void Stories260KCarriesLlamaMetadataAndTokenizer()
+    {
+        using var dir = new TempDirectory();
+        var path = GgufConverter.Convert(Stories, dir["m.gguf"], new GgufConvertOptions { FileType = GgufFileType.Q4_K_M }).Path;
+        using var r = GgufReader.Open(path);
+        var m = r.Metadata;
+        Assert.Equal("llama", r.GetString("general.architecture"));
+        Assert.Equal(5u, m["llama.block_count"].Value);
+        Assert.Equal(64u, m["llama.embedding_length"].Value);
+        Assert.Equal(172u, m["llama.feed_forward_length"].Value);
+        Assert.Equal(8u, m["llama.attention.head_count"].Value);
+        Assert.Equal(4u, m["llama.attention.head_count_kv"].Value);
+        Assert.Equal(8u, m["llama.rope.dimension_count"].Value);
+        Assert.Equal(512u, m["llama.context_length"].Value);
+        Assert.Equal(1e-5f, m["llama.attention.layer_norm_rms_epsilon"].Value);
+        Assert.Equal(10000f, m["llama.rope.freq_base"].Value);
+        Assert.Equal((uint)GgufFileType.Q4_K_M, m["general.file_type"].Value);
+        Assert.Equal(2u, m["general.quantization_version"].Value);
+        Assert.Equal("llama", r.GetString("tokenizer.ggml.model"));
+        var tokens = m["tokenizer.ggml.tokens"].AsArray<string>();
+        Assert.Equal(512, tokens.Length);
+        Assert.Equal(["<unk>", "<s>", "</s>", "<0x00>"], tokens[..4]);
+        Assert.Equal("▁t", tokens[259]);
+        Assert.Equal(-1f, m["tokenizer.ggml.scores"].AsArray<float>()[260]);
+        Assert.Equal([2, 3, 3, 6], m["tokenizer.ggml.token_type"].AsArray<int>()[..4]);
+        Assert.Equal(1u, m["tokenizer.ggml.bos_token_id"].Value);
+        Assert.Equal(2u, m["tokenizer.ggml.eos_token_id"].Value);
+        Assert.Equal(0u, m["tokenizer.ggml.unknown_token_id"].Value);
+        Assert.True(m["tokenizer.ggml.add_bos_token"].AsBool());
+        // tied embeddings: no output.weight; token_embd takes the output's type (Q6_K → Q8_0 for 64-wide rows)
+        Assert.False(r.Contains("output.weight"));
+        Assert.Equal(GgmlType.Q8_0, r.Info("token_embd.weight").Type);
+        Assert.Equal(GgmlType.F16, r.Info("blk.0.ffn_down.weight").Type);   // 172 columns: no block fits
+        Assert.Equal(GgmlType.Q5_0, r.Info("blk.0.attn_q.weight").Type);    // Q4_K → Q5_0 for 64-wide rows
+        Assert.Equal(GgmlType.Q8_0, r.Info("blk.2.attn_v.weight").Type);    // use_more_bits layer: Q6_K → Q8_0
+        Assert.Equal(GgmlType.Q5_0, r.Info("blk.1.attn_v.weight").Type);
+    }
+
+    [Fact]
+    public void SentencePieceScoresDerivedFromTokenizerJsonMatchSpVocabScores()
+    {
+        // stories260K ships sp_vocab_scores.json; without it the vocabulary is derived from tokenizer.json and must agree
+        using var dir = new TempDirectory();
+        var copy = dir["model"];
+        Directory.CreateDirectory(copy);
+        foreach (var f in Directory.GetFiles(Stories))
+            if (Path.GetFileName(f) != "sp_vocab_scores.json")
+                File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+        var withFile = GgufConverter.Convert(Stories, dir["a.gguf"], new GgufConvertOptions { FileType = GgufFileType.Q8_0 }).Path;
+        var derived = GgufConverter.Convert(copy, dir["b.gguf"], new GgufConvertOptions { FileType = GgufFileType.Q8_0 }).Path;
+        using var a = GgufReader.Open(withFile);
+        using var b = GgufReader.Open(derived);
+        foreach (var key in new[] { "tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type" })
+            Assert.Equal((System.Collections.IEnumerable)a.Metadata[key].Value, (System.Collections.IEnumerable)b.Metadata[key].Value);
+    }
+
+    [Fact]
+    public void F32FileRoundTripsTheCheckpointThroughThePermutation()
+    {
+        using var dir = new TempDirectory();
+        var path = GgufConverter.Convert(Stories, dir["f32.gguf"], new GgufConvertOptions { FileType = GgufFileType.F32 }).Path;
+        using var r = GgufReader.Open(path);
+        using var c = Checkpoint.Open(Stories);
+        foreach (var t in r.Tensors)
+        {
+            var hf = GgufTensorNames.ToHf(t.Name, out var order);
+            Assert.Equal(c.Shape(hf), t.Shape);
+            var values = r.ReadFloat32(t.Name);
+            if (order != GgufRowOrder.AsIs)
+            {
+                var back = new float[values.Length];
+                GgufTensorNames.PermuteRows(values, back, order == GgufRowOrder.PermuteQueryHeads ? 8 : 4, (int)t.Columns, inverse: true);
+                values = back;
+            }
+            Assert.Equal(c.ReadFloat32(hf), values);
+        }
+    }
+
+    [Fact]
+    public void PermutationInterleavesRotaryHalves()
+    {
+        // one head of 4 rows (d = 4, halves [0,1] and [2,3]) → llama.cpp order 0, 2, 1, 3
+        float[] rows = [0, 1, 2, 3];
+        var dst = new float[4];
+        GgufTensorNames.PermuteRows(rows, dst, heads: 1, cols: 1);
+        Assert.Equal([0f, 2f, 1f, 3f], dst);
+        var back = new float[4];
+        GgufTensorNames.PermuteRows(dst, back, heads: 1, cols: 1, inverse: true);
+        Assert.Equal(rows, back);
+    }
+
+    [Fact]
+    public void ExistingOutputIsRefusedAndNothingHalfWrittenIsLeft()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir["m.gguf"], "x");
+        Assert.Throws<LlmqException>(() => GgufConverter.Convert(Stories, dir["m.gguf"], new GgufConvertOptions()));
+        Assert.Throws<LlmqException>(() => GgufConverter.Convert(dir.Path, dir["n.gguf"], new GgufConvertOptions()));
+        Assert.Equal(["m.gguf"], Directory.GetFiles(dir.Path).Select(Path.GetFileName));
+    }
+}
