@@ -1,5 +1,6 @@
 using Llmq.Checkpoints;
 using Llmq.Formats.CompressedTensors;
+using Llmq.Formats.Gptq;
 using Llmq.Models;
 
 namespace Llmq.Evaluation;
@@ -26,6 +27,12 @@ public sealed class EvaluationModel : IDisposable
             {
                 var checkpoint = CompressedCheckpoint.Open(path);
                 return (checkpoint, checkpoint.Config, checkpoint);
+            }),
+        new("gptq", (_, config) => (string?)config?.QuantizationConfig?["quant_method"] == "gptq",
+            path =>
+            {
+                var checkpoint = GptqCheckpoint.Open(path);
+                return (checkpoint, ModelConfig.Load(path), checkpoint);
             }),
     ];
 
