@@ -1,5 +1,6 @@
 using Llmq.Checkpoints;
 using Llmq.Formats.CompressedTensors;
+using Llmq.Formats.Gguf;
 using Llmq.Models;
 
 namespace Llmq.Evaluation;
@@ -26,6 +27,12 @@ public sealed class EvaluationModel : IDisposable
             {
                 var checkpoint = CompressedCheckpoint.Open(path);
                 return (checkpoint, checkpoint.Config, checkpoint);
+            }),
+        new("gguf", (path, _) => File.Exists(path) && path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase),
+            path =>
+            {
+                var gguf = GgufTensorSource.Open(path);
+                return (gguf, gguf.Config, gguf);
             }),
     ];
 
