@@ -5,7 +5,8 @@ using Llmq.Tokenization;
 namespace Llmq.Tests.Formats.Gguf;
 
 /// <summary>GGUF read back for evaluation: the F32 file reproduces the original model's logits exactly (the q/k
-/// permutation is undone) and a quantized file evaluates within 1% of its dequantized-safetensors twin.</summary>
+/// permutation is undone) and a quantized file evaluates within 1% of its dequantized-safetensors twin; `llmq inspect` describes
+/// the file.</summary>
 public class GgufEvaluationTests
 {
     static string Stories => SharedData.Path("models/stories260K-hf");
@@ -42,5 +43,17 @@ public class GgufEvaluationTests
         double b = Perplexity.Evaluate(new DecoderLogitsModel(dense.Model), tokens, options).Perplexity;
         Console.WriteLine($"stories260K Q4_0 perplexity: gguf {a:F4}, decompressed safetensors {b:F4}");
         Assert.True(Math.Abs(a - b) / b < 0.01, $"gguf {a}, decompressed {b}");
+    }
+
+    [Fact]
+    public void InspectorDescribesGguf()
+    {
+        using var dir = new TempDirectory();
+        var path = GgufConverter.Convert(Stories, dir["m.gguf"], new GgufConvertOptions { FileType = GgufFileType.Q4_K_M }).Path;
+        var report = Llmq.Checkpoints.ModelInspector.Inspect(path);
+        Assert.Equal("gguf v3", report.Format);
+        Assert.Equal("llama", report.Architecture);
+        Assert.Equal("Q4_K_M", report.Quantization!.Format);
+        Assert.Contains(report.DTypes, d => d.DType == "q5_0");
     }
 }
