@@ -28,7 +28,9 @@ internal static class EvalCommand
             var baseDir = parse.GetValue(klBase);
             var options = new PerplexityOptions { SeqLen = parse.GetValue(seqLen), MaxWindows = parse.GetValue(maxWindows) };
             var source = TextSource.Open(parse.GetValue(dataset)!, parse.GetValue(textField));
-            var tokenizer = File.Exists(Path.Combine(modelDir, "tokenizer.json")) ? ModelTokenizer.Load(modelDir) : null;
+            // a .gguf file's tokenizer.json is looked for beside it
+            var tokenizerDir = File.Exists(modelDir) ? Path.GetDirectoryName(Path.GetFullPath(modelDir))! : modelDir;
+            var tokenizer = File.Exists(Path.Combine(tokenizerDir, "tokenizer.json")) ? ModelTokenizer.Load(tokenizerDir) : null;
             var tokens = Perplexity.TokenStream(source, tokenizer);
 
             using var evaluated = EvaluationModel.Open(modelDir);

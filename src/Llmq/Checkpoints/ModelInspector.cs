@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Llmq.Formats.Gguf;
 
 namespace Llmq.Checkpoints;
 
@@ -15,7 +16,7 @@ public interface IModelFormatInspector
 /// specific first (a format claiming single files before the safetensors one, which also takes directories).</summary>
 public static class ModelInspector
 {
-    public static readonly IReadOnlyList<IModelFormatInspector> Formats = [new SafetensorsInspector()];
+    public static readonly IReadOnlyList<IModelFormatInspector> Formats = [new GgufInspector(), new SafetensorsInspector()];
 
     public static ModelReport Inspect(string path)
     {

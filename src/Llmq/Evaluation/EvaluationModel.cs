@@ -1,6 +1,7 @@
 using Llmq.Checkpoints;
 using Llmq.Formats.CompressedTensors;
 using Llmq.Formats.Gptq;
+using Llmq.Formats.Gguf;
 using Llmq.Models;
 
 namespace Llmq.Evaluation;
@@ -33,6 +34,12 @@ public sealed class EvaluationModel : IDisposable
             {
                 var checkpoint = GptqCheckpoint.Open(path);
                 return (checkpoint, ModelConfig.Load(path), checkpoint);
+            }),
+        new("gguf", (path, _) => File.Exists(path) && path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase),
+            path =>
+            {
+                var gguf = GgufTensorSource.Open(path);
+                return (gguf, gguf.Config, gguf);
             }),
     ];
 
