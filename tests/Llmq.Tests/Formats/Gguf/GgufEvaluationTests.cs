@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Llmq.Evaluation;
 using Llmq.Formats.Gguf;
 using Llmq.Tokenization;
@@ -6,7 +7,7 @@ namespace Llmq.Tests.Formats.Gguf;
 
 /// <summary>GGUF read back for evaluation: the F32 file reproduces the original model's logits exactly (the q/k
 /// permutation is undone) and a quantized file evaluates within 1% of its dequantized-safetensors twin; `llmq inspect` describes
-/// the file.</summary>
+/// the file; `llmq decompress` and `llmq eval` take it (the tokenizer beside it).</summary>
 public class GgufEvaluationTests
 {
     static string Stories => SharedData.Path("models/stories260K-hf");
@@ -55,5 +56,24 @@ public class GgufEvaluationTests
         Assert.Equal("llama", report.Architecture);
         Assert.Equal("Q4_K_M", report.Quantization!.Format);
         Assert.Contains(report.DTypes, d => d.DType == "q5_0");
+    }
+
+    [Fact]
+    public void CliDecompressesAndEvaluatesGguf()
+    {
+        using var dir = new TempDirectory();
+        var path = GgufConverter.Convert(Stories, dir["q.gguf"], new GgufConvertOptions { FileType = GgufFileType.Q4_0 }).Path;
+        foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
+            if (File.Exists(Path.Combine(Stories, file))) File.Copy(Path.Combine(Stories, file), dir[file]);
+        var (exit, _, error) = Llmq.Tests.Cli.InspectCommandTests.Llmq("decompress", path, dir["dense"], "--dtype", "f32");
+        Assert.True(exit == 0, error);
+        Assert.True(File.Exists(Path.Combine(dir["dense"], "tokenizer.json")));
+        (exit, var output, error) = Llmq.Tests.Cli.InspectCommandTests.Llmq("eval", "--model", path,
+            "--dataset", SharedData.Path("data/tinystories/tinystories_sample_cs336.txt"),
+            "--seq-len", "64", "--max-windows", "3", "--kl-base", dir["dense"], "--json");
+        Assert.True(exit == 0, error);
+        var json = JsonNode.Parse(output)!;
+        Assert.Equal("gguf", (string)json["format"]!);
+        Assert.Equal(0.0, (double)json["mean_kl"]!, 6);   // the same weights, dequantized once to f32
     }
 }
