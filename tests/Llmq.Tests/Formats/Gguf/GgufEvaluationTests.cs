@@ -76,4 +76,30 @@ public class GgufEvaluationTests
         Assert.Equal("gguf", (string)json["format"]!);
         Assert.Equal(0.0, (double)json["mean_kl"]!, 6);   // the same weights, dequantized once to f32
     }
+
+    [Fact]
+    public void ImatrixFromCalibrationRoundTripsThroughBothFileFormats()
+    {
+        using var model = Llmq.Models.DecoderModel.Open(Stories);
+        var samples = new[] { Tokens()[..64], Tokens()[64..128] };
+        var m = ImatrixCollector.Compute(model, samples, "tinystories");
+        Assert.Equal(5 * 7, m.Count);   // q, k, v, o, gate, up, down per layer
+        var w = m.Weights("blk.0.attn_q.weight")!;
+        Assert.Equal(64, w.Length);
+        Assert.Equal(w, m.Weights("blk.0.attn_k.weight"));
+        Assert.Equal(172, m.Weights("blk.4.ffn_down.weight")!.Length);
+        using var dir = new TempDirectory();
+        m.SaveGguf(dir["i.gguf"]);
+        m.SaveLegacy(dir["i.dat"]);
+        foreach (var file in new[] { dir["i.gguf"], dir["i.dat"] })
+        {
+            var back = ImportanceMatrix.Load(file);
+            Assert.Equal(m.Names, back.Names);
+            var wb = back.Weights("blk.0.attn_q.weight")!;
+            for (int j = 0; j < w.Length; j++) Assert.Equal(w[j], wb[j], w[j] * 1e-5f);
+        }
+        var path = GgufConverter.Convert(Stories, dir["imat.gguf"], new GgufConvertOptions { FileType = GgufFileType.Q4_K_M, Imatrix = m }).Path;
+        using var r = GgufReader.Open(path);
+        Assert.Equal(35u, r.Metadata["quantize.imatrix.entries_count"].Value);
+    }
 }
