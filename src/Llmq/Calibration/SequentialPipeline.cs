@@ -24,7 +24,7 @@ public readonly record struct OneshotProgress(int Layer, int Layers, TimeSpan El
 /// hidden = embed(samples)                                   [samples · seqLen × hidden]
 /// for each decoder layer:
 ///     load it (float32 copies)
-///     calibrate: run it over all samples (outputs discarded), accumulating H = 2/n·Σ xxᵀ per targeted Linear input
+///     calibrate: run it over all samples up to its last Linear input (outputs discarded), accumulating H = 2/n·Σ xxᵀ per targeted Linear input
 ///                (q/k/v share one input and so one Hessian, as do gate/up)
 ///     quantize:  GPTQ each targeted Linear with its Hessian (or round to nearest), writing Ŵ back into the layer
 ///     propagate: run it again over all samples in place, so the next layer sees the outputs of quantized weights
@@ -80,7 +80,7 @@ public static class SequentialPipeline
                     var span = scratch.AsSpan(0, count * seqLen * h);
                     hidden.AsSpan(first * seqLen * h, span.Length).CopyTo(span);
                     hessians.BeginBatch(count);
-                    model.ForwardLayer(weights, span, count, seqLen, hessians);
+                    model.ObserveLinearInputs(weights, span, count, seqLen, hessians);
                     cancellation.ThrowIfCancellationRequested();
                 });
                 timings.Hessian += hessians.Seconds;
@@ -137,7 +137,8 @@ public static class SequentialPipeline
         for (var first = 0; first < samples; first += batch) body(first, Math.Min(batch, samples - first));
     }
 
-    /// <summary>Running-average Hessians of the targeted Linears' inputs: after n sequences H = 2/n·Σ xxᵀ (spec §6.1).</summary>
+    /// <summary>Hessians of the targeted Linears' inputs, H = 2/n·Σ xxᵀ over n sequences (spec §6.1): the sum accumulates
+    /// and is divided once, when a solve asks for it.</summary>
     sealed class Hessians(IReadOnlyList<string> targeted) : ILinearInputObserver
     {
         readonly Dictionary<string, (float[] H, int Cols)> _byInput = new(StringComparer.Ordinal);
@@ -171,19 +172,19 @@ public static class SequentialPipeline
             var key = InputOf(linearName);
             _accumulate.Start();
             if (!_byInput.TryGetValue(key, out var entry)) _byInput[key] = entry = (new float[cols * cols], cols);
-            var n = _sequences.GetValueOrDefault(key);
-            var total = n + _batchSequences;
-            if (n > 0) System.Numerics.Tensors.TensorPrimitives.Multiply(entry.H, (float)n / total, entry.H);
-            Gemm.AddXtX(input, rows, cols, entry.H, 2f / total);
-            _sequences[key] = total;
+            Gemm.AddXtX(input, rows, cols, entry.H, 2f);
+            _sequences[key] = _sequences.GetValueOrDefault(key) + _batchSequences;
             _accumulate.Stop();
         }
 
         /// <summary>A fresh copy of the Hessian for <paramref name="linear"/> (GPTQ overwrites it).</summary>
         public float[] For(string linear)
         {
-            return _byInput.TryGetValue(InputOf(linear), out var entry) ? (float[])entry.H.Clone()
-                : throw new LlmqException($"{linear}: no calibration input was observed");
+            var key = InputOf(linear);
+            if (!_byInput.TryGetValue(key, out var entry)) throw new LlmqException($"{linear}: no calibration input was observed");
+            var h = GC.AllocateUninitializedArray<float>(entry.H.Length);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(entry.H, 1f / _sequences[key], h);
+            return h;
         }
     }
 }
