@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Llmq.Numerics;
 
@@ -38,6 +39,24 @@ public static class Float4E2M1
     {
         if (codes.Length < src.Length) throw new ArgumentException("destination too short", nameof(codes));
         int i = 0;
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported)
+        {
+            var d = Vector512.Create(divisor);
+            for (; i + 16 <= src.Length; i += 16)
+            {
+                var t = Vector512.LoadUnsafe(ref MemoryMarshal.GetReference(src), (nuint)i) / d;
+                var a = Vector512.Abs(t);
+                var m = -(Vector512.GreaterThan(a, Vector512.Create(0.25f)).AsInt32()
+                        + Vector512.GreaterThanOrEqual(a, Vector512.Create(0.75f)).AsInt32()
+                        + Vector512.GreaterThan(a, Vector512.Create(1.25f)).AsInt32()
+                        + Vector512.GreaterThanOrEqual(a, Vector512.Create(1.75f)).AsInt32()
+                        + Vector512.GreaterThan(a, Vector512.Create(2.5f)).AsInt32()
+                        + Vector512.GreaterThanOrEqual(a, Vector512.Create(3.5f)).AsInt32()
+                        + Vector512.GreaterThan(a, Vector512.Create(5f)).AsInt32());
+                m |= Vector512.LessThan(t, Vector512<float>.Zero).AsInt32() & Vector512.Create(8);
+                Avx512F.ConvertToVector128Byte(m).StoreUnsafe(ref MemoryMarshal.GetReference(codes), (nuint)i);   // vpmovdb: low byte of each lane
+            }
+        }
         if (Vector256.IsHardwareAccelerated)
         {
             var d = Vector256.Create(divisor);
@@ -67,9 +86,24 @@ public static class Float4E2M1
     {
         if ((codes.Length & 1) != 0) throw new ArgumentException("an even number of codes is required", nameof(codes));
         if (packed.Length < codes.Length / 2) throw new ArgumentException("destination too short", nameof(packed));
-        for (int k = 0; k < codes.Length / 2; k++)
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            // Two codes as one little-endian ushort c0 | c1 << 8 → c0 & 0xF | (c1 & 0xF) << 4, then narrowed to bytes.
+            ref byte c = ref MemoryMarshal.GetReference(codes);
+            for (; 2 * k + 64 <= codes.Length; k += 32)
+            {
+                var a = Vector256.LoadUnsafe(ref c, (nuint)(2 * k)).AsUInt16();
+                var b = Vector256.LoadUnsafe(ref c, (nuint)(2 * k + 32)).AsUInt16();
+                Vector256.Narrow(Pair(a), Pair(b)).StoreUnsafe(ref MemoryMarshal.GetReference(packed), (nuint)k);
+            }
+        }
+        for (; k < codes.Length / 2; k++)
             packed[k] = (byte)((codes[2 * k] & 0xF) | (codes[2 * k + 1] << 4));
     }
+
+    static Vector256<ushort> Pair(Vector256<ushort> v) =>
+        (v & Vector256.Create((ushort)0x0F)) | (Vector256.ShiftRightLogical(v, 4) & Vector256.Create((ushort)0xF0));
 
     /// <summary>Inverse of <see cref="PackPairs"/>.</summary>
     public static void UnpackPairs(ReadOnlySpan<byte> packed, Span<byte> codes)
