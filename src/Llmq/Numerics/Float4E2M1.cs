@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace Llmq.Numerics;
 
@@ -39,24 +38,6 @@ public static class Float4E2M1
     {
         if (codes.Length < src.Length) throw new ArgumentException("destination too short", nameof(codes));
         int i = 0;
-        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported)
-        {
-            var d = Vector512.Create(divisor);
-            for (; i + 16 <= src.Length; i += 16)
-            {
-                var t = Vector512.LoadUnsafe(ref MemoryMarshal.GetReference(src), (nuint)i) / d;
-                var a = Vector512.Abs(t);
-                var m = -(Vector512.GreaterThan(a, Vector512.Create(0.25f)).AsInt32()
-                        + Vector512.GreaterThanOrEqual(a, Vector512.Create(0.75f)).AsInt32()
-                        + Vector512.GreaterThan(a, Vector512.Create(1.25f)).AsInt32()
-                        + Vector512.GreaterThanOrEqual(a, Vector512.Create(1.75f)).AsInt32()
-                        + Vector512.GreaterThan(a, Vector512.Create(2.5f)).AsInt32()
-                        + Vector512.GreaterThanOrEqual(a, Vector512.Create(3.5f)).AsInt32()
-                        + Vector512.GreaterThan(a, Vector512.Create(5f)).AsInt32());
-                m |= Vector512.LessThan(t, Vector512<float>.Zero).AsInt32() & Vector512.Create(8);
-                Avx512F.ConvertToVector128Byte(m).StoreUnsafe(ref MemoryMarshal.GetReference(codes), (nuint)i);   // vpmovdb: low byte of each lane
-            }
-        }
         if (Vector256.IsHardwareAccelerated)
         {
             var d = Vector256.Create(divisor);

@@ -7,7 +7,7 @@ namespace Llmq.Quantization;
 
 /// <summary>
 /// Per-slot minima and maxima when every slot lies within one row (channel, group, tensor_group — no g_idx): rows in
-/// parallel, each row's groups reduced in place with no call per slot (NVFP4's 16-wide groups are one Vector512 each).
+/// parallel, each row's groups reduced in place with no call per slot (NVFP4's 16-wide groups are two Vector256 each).
 /// Equal to the general path of <see cref="Observers.SlotMinMax"/>, which the tests compare with: a slot's min and max as
 /// <see cref="TensorPrimitives.Min(ReadOnlySpan{float})"/> / <c>Max</c> give them (independent of the order of reduction),
 /// and a slot holding a NaN reported as (+∞, −∞), like a slot no value has reached — which later yields a zero range.
@@ -43,20 +43,7 @@ static class SlotMinMaxKernels
         int n = x.Length, i;
         float mn, mx;
         bool nan;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
-        {
-            var a = Vector512.LoadUnsafe(ref p);
-            var (b, ok) = (a, Vector512.Equals(a, a));
-            for (i = 16; i + 16 <= n; i += 16)
-            {
-                var v = Vector512.LoadUnsafe(ref p, (nuint)i);
-                a = Vector512.Min(a, v);
-                b = Vector512.Max(b, v);
-                ok &= Vector512.Equals(v, v);
-            }
-            (mn, mx, nan) = (Min(Vector256.Min(a.GetLower(), a.GetUpper())), Max(Vector256.Max(b.GetLower(), b.GetUpper())), !Vector512.EqualsAll(ok.AsInt32(), Vector512<int>.AllBitsSet));
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        if (Vector256.IsHardwareAccelerated && n >= 8)
         {
             var a = Vector256.LoadUnsafe(ref p);
             var (b, ok) = (a, Vector256.Equals(a, a));
