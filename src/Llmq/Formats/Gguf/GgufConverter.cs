@@ -80,7 +80,7 @@ public static class GgufConverter
         {
             using (var writer = new GgufWriter(temp))
             {
-                AddModelMetadata(writer, config, modelDir, options, imatrix);
+                AddModelMetadata(writer, config, modelDir, options, imatrix, progress);
                 foreach (var p in plan)
                 {
                     var type = policy.Choose(p.Gguf, p.Dimensions.Length, p.Dimensions[0]);
@@ -135,7 +135,8 @@ public static class GgufConverter
         return plan;
     }
 
-    static void AddModelMetadata(GgufWriter w, ModelConfig c, string modelDir, GgufConvertOptions options, ImportanceMatrix? imatrix)
+    static void AddModelMetadata(GgufWriter w, ModelConfig c, string modelDir, GgufConvertOptions options, ImportanceMatrix? imatrix,
+        IProgress<string>? progress)
     {
         const string arch = "llama";
         w.Add("general.architecture", GgufValue.Str(arch));
@@ -167,7 +168,8 @@ public static class GgufConverter
             else if (type is not (null or "default"))
                 throw new LlmqException($"{modelDir}: rope_scaling type '{type}' is not supported by the GGUF export yet");
         }
-        GgufVocabulary.AddTo(w, modelDir, c.VocabSize);
+        if (!GgufVocabulary.AddTo(w, modelDir, c.VocabSize))
+            progress?.Report($"{modelDir} has no tokenizer: the GGUF gets no vocabulary (tokenizer.ggml.model = {GgufVocabulary.NoVocabulary})");
         // llama-quantize re-sets these two last, then appends its imatrix notes: the same key order keeps files identical
         w.Add("general.quantization_version", GgufValue.U32(QuantizationVersion));
         w.Add("general.file_type", GgufValue.U32((uint)options.FileType));
