@@ -59,7 +59,7 @@ public static class GgufConverter
         {
             using (var writer = new GgufWriter(temp))
             {
-                AddModelMetadata(writer, config, modelDir, options);
+                AddModelMetadata(writer, config, modelDir, options, progress);
                 foreach (var p in plan)
                 {
                     var type = policy.Choose(p.Gguf, p.Dimensions.Length, p.Dimensions[0]);
@@ -99,7 +99,7 @@ public static class GgufConverter
         return plan;
     }
 
-    static void AddModelMetadata(GgufWriter w, ModelConfig c, string modelDir, GgufConvertOptions options)
+    static void AddModelMetadata(GgufWriter w, ModelConfig c, string modelDir, GgufConvertOptions options, IProgress<string>? progress)
     {
         const string arch = "llama";
         w.Add("general.architecture", GgufValue.Str(arch));
@@ -131,7 +131,8 @@ public static class GgufConverter
             else if (type is not (null or "default"))
                 throw new LlmqException($"{modelDir}: rope_scaling type '{type}' is not supported by the GGUF export yet");
         }
-        GgufVocabulary.AddTo(w, modelDir, c.VocabSize);
+        if (!GgufVocabulary.AddTo(w, modelDir, c.VocabSize))
+            progress?.Report($"{modelDir} has no tokenizer: the GGUF gets no vocabulary (tokenizer.ggml.model = {GgufVocabulary.NoVocabulary})");
         // llama-quantize re-sets these two last, then appends its imatrix notes: the same key order keeps files identical
         w.Add("general.quantization_version", GgufValue.U32(QuantizationVersion));
         w.Add("general.file_type", GgufValue.U32((uint)options.FileType));

@@ -13,13 +13,26 @@ public static partial class GgufVocabulary
     // llama.cpp's token types
     const int Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6;
 
+    /// <summary>llama.cpp's tokenizer.ggml.model for a model without vocabulary (LLAMA_VOCAB_TYPE_NONE).</summary>
+    public const string NoVocabulary = "no_vocab";
+
     /// <summary>Adds the tokenizer metadata of <paramref name="modelDir"/> to <paramref name="writer"/>.
-    /// <paramref name="vocabSize"/> (config.json's) pads a shorter vocabulary with unused [PADn] tokens.</summary>
-    public static void AddTo(GgufWriter writer, string modelDir, int vocabSize)
+    /// <paramref name="vocabSize"/> (config.json's) pads a shorter vocabulary with unused [PADn] tokens.
+    /// A directory with no tokenizer files at all gets tokenizer.ggml.model = "no_vocab": llama.cpp then loads the model
+    /// with {arch}.vocab_size placeholder tokens and no tokenizer (token ids in, logits out). Returns whether a
+    /// vocabulary was written.</summary>
+    public static bool AddTo(GgufWriter writer, string modelDir, int vocabSize)
     {
         var tokenizerFile = Path.Combine(modelDir, "tokenizer.json");
         if (!File.Exists(tokenizerFile))
-            throw new LlmqException($"{modelDir}: no tokenizer.json; GGUF needs the vocabulary");
+        {
+            // a vocabulary we cannot read must not silently become no vocabulary
+            var unreadable = new[] { "tokenizer.model", "vocab.json", "tokenizer_config.json" }.FirstOrDefault(f => File.Exists(Path.Combine(modelDir, f)));
+            if (unreadable is not null)
+                throw new LlmqException($"{modelDir}: has {unreadable} but no tokenizer.json; GGUF export reads the vocabulary from tokenizer.json");
+            writer.Add("tokenizer.ggml.model", GgufValue.Str(NoVocabulary));
+            return false;
+        }
         var tokenizer = ParseJson(tokenizerFile);
         var model = tokenizer["model"] as JsonObject ?? throw new InvalidCheckpointException(tokenizerFile, null, "no \"model\" object");
         var added = AddedTokens(tokenizer);
@@ -68,6 +81,7 @@ public static partial class GgufVocabulary
                 writer.Add($"tokenizer.ggml.{flag}", GgufValue.Bool(b));
         if (config?["chat_template"] is JsonValue template && template.TryGetValue<string>(out var chat))
             writer.Add("tokenizer.chat_template", GgufValue.Str(chat));
+        return true;
     }
 
     sealed record AddedToken(string Content, bool Special);

@@ -117,6 +117,41 @@ public class GgufConverterTests
     }
 
     [Fact]
+    public void ModelWithoutTokenizerGetsLlamaCppsNoVocab()
+    {
+        // llama.cpp (llama_vocab::impl::load) takes "no_vocab" as LLAMA_VOCAB_TYPE_NONE and sizes the vocabulary from
+        // {arch}.vocab_size; no token list, scores or special ids are read
+        using var dir = new TempDirectory();
+        var model = dir["model"];
+        RandomModel.Write(model, RandomModelSpec.Llama(256, 1, 4, 2, 512, 300), seed: 3);
+        var messages = new List<string>();
+        var path = GgufConverter.Convert(model, dir["m.gguf"], new GgufConvertOptions(), new SyncProgress(messages)).Path;
+        using var r = GgufReader.Open(path);
+        Assert.Equal(GgufVocabulary.NoVocabulary, r.GetString("tokenizer.ggml.model"));
+        Assert.Equal(300u, r.Metadata["llama.vocab_size"].Value);
+        Assert.DoesNotContain(r.Metadata.Keys, k => k.StartsWith("tokenizer.", StringComparison.Ordinal) && k != "tokenizer.ggml.model");
+        Assert.Equal([256L, 300L], r.Info("token_embd.weight").Dimensions);
+        Assert.Contains(messages, m => m.Contains("no vocabulary", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void TokenizerThatCannotBeReadIsRefusedNotDropped()
+    {
+        using var dir = new TempDirectory();
+        var model = dir["model"];
+        RandomModel.Write(model, RandomModelSpec.TinyLlama, seed: 3);
+        File.WriteAllBytes(Path.Combine(model, "tokenizer.model"), [0]);
+        var e = Assert.Throws<LlmqException>(() => GgufConverter.Convert(model, dir["m.gguf"], new GgufConvertOptions()));
+        Assert.Contains("tokenizer.json", e.Message);
+        Assert.False(File.Exists(dir["m.gguf"]));
+    }
+
+    sealed class SyncProgress(List<string> messages) : IProgress<string>
+    {
+        public void Report(string value) => messages.Add(value);
+    }
+
+    [Fact]
     public void ExistingOutputIsRefusedAndNothingHalfWrittenIsLeft()
     {
         using var dir = new TempDirectory();

@@ -1,0 +1,67 @@
+using System.Diagnostics;
+using Llmq.Checkpoints;
+using Llmq.Formats.Gguf;
+
+namespace Llmq.Bench;
+
+/// <summary>
+/// Issue 6's throughput target: converting the random 1B bf16 Llama (Llama-3.2-1B's shapes, no tokenizer, so the GGUF
+/// gets llama.cpp's "no_vocab") to Q4_K_M against simply reading the same input once into float32, side by side in one
+/// process, alternating, twice. Wall and process CPU seconds per step; the target is convert throughput ≥ 1/3 of read
+/// throughput. bench/gguf/run.sh runs both as separate processes under /usr/bin/time -v for peak RSS.
+/// </summary>
+static class GgufConvertBench
+{
+    static string Output => Path.Combine(Path.GetDirectoryName(QuantizeBench.ModelDir)!, "llama1b-Q4_K_M.gguf");
+
+    public static void Run()
+    {
+        QuantizeBench.Make();
+        long inputBytes;
+        using (var c = Checkpoint.Open(QuantizeBench.ModelDir)) inputBytes = c.Tensors.Sum(t => t.ByteLength);
+        double bestRead = double.MaxValue, bestConvert = double.MaxValue;
+        for (int run = 1; run <= 2; run++)
+        {
+            var read = Time(ReadOnce);
+            Report("read-once", run, read, inputBytes);
+            long outputBytes = 0;
+            var convert = Time(() => outputBytes = GgufConverter.Convert(QuantizeBench.ModelDir, Output,
+                new GgufConvertOptions { FileType = GgufFileType.Q4_K_M, Overwrite = true }).OutputBytes);
+            Report("convert-Q4_K_M", run, convert, inputBytes, outputBytes);
+            bestRead = Math.Min(bestRead, read.Wall);
+            bestConvert = Math.Min(bestConvert, convert.Wall);
+        }
+        BenchReport.Line(new
+        {
+            bench = "gguf-convert", step = "ratio", read_best_s = BenchReport.Round(bestRead), convert_best_s = BenchReport.Round(bestConvert),
+            throughput_ratio = BenchReport.Round(bestRead / bestConvert, 3), target = BenchReport.Round(1 / 3.0, 3),
+        });
+    }
+
+    /// <summary>Every tensor read once and converted to float32 into one reused buffer.</summary>
+    static void ReadOnce()
+    {
+        using var checkpoint = Checkpoint.Open(QuantizeBench.ModelDir);
+        var buffer = GC.AllocateUninitializedArray<float>((int)checkpoint.Tensors.Max(t => t.ElementCount));
+        foreach (var t in checkpoint.Tensors)
+            checkpoint.ReadFloat32(t.Name, buffer.AsSpan(0, (int)t.ElementCount));
+    }
+
+    static BenchReport.Timing Time(Action action)
+    {
+        using var process = Process.GetCurrentProcess();
+        var cpu = process.TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        action();
+        double wall = clock.Elapsed.TotalSeconds;
+        process.Refresh();
+        return new(wall, (process.TotalProcessorTime - cpu).TotalSeconds);
+    }
+
+    static void Report(string step, int run, BenchReport.Timing t, long inputBytes, long outputBytes = 0) =>
+        BenchReport.Line(new
+        {
+            bench = "gguf-convert", step, run, wall_s = BenchReport.Round(t.Wall), cpu_s = BenchReport.Round(t.Cpu),
+            input_gb_per_s = BenchReport.Round(inputBytes / t.Wall / 1e9, 3), output_gb = BenchReport.Round(outputBytes / 1e9, 3),
+        });
+}
