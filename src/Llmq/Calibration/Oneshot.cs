@@ -97,15 +97,20 @@ public static class Oneshot
 
     static string Module(string tensorName) => tensorName[..tensorName.LastIndexOf('.')];
 
-    static int[][] BuildSamples(OneshotOptions options)
+    static int[][] BuildSamples(OneshotOptions options) =>
+        BuildSamples(options.Model, options.Calibration ?? (options.Dataset is null ? CalibrationSet.BuiltIn : TextSource.Open(options.Dataset)),
+            options.Samples, options.SeqLen);
+
+    /// <summary>Calibration samples of <paramref name="seqLen"/> tokens from <paramref name="source"/>, tokenized with the
+    /// model's tokenizer (also used by <c>llmq gguf</c>).</summary>
+    public static int[][] BuildSamples(string modelDir, TextSource source, int samples, int seqLen)
     {
-        var source = options.Calibration ?? (options.Dataset is null ? CalibrationSet.BuiltIn : TextSource.Open(options.Dataset));
         // token-id records need no tokenizer; text without one fails in CalibrationSet with a clear message
-        var tokenizer = File.Exists(Path.Combine(options.Model, "tokenizer.json")) ? ModelTokenizer.Load(options.Model) : null;
-        var samples = CalibrationSet.Build(source, tokenizer, new CalibrationOptions { Samples = options.Samples, SeqLen = options.SeqLen });
-        if (samples.Length == 0)
-            throw new LlmqException($"{source.Name}: not enough text for one calibration sample of {options.SeqLen} tokens");
-        return samples;
+        var tokenizer = File.Exists(Path.Combine(modelDir, "tokenizer.json")) ? ModelTokenizer.Load(modelDir) : null;
+        var built = CalibrationSet.Build(source, tokenizer, new CalibrationOptions { Samples = samples, SeqLen = seqLen });
+        if (built.Length == 0)
+            throw new LlmqException($"{source.Name}: not enough text for one calibration sample of {seqLen} tokens");
+        return built;
     }
 
     static void WriteLinear(SafetensorsWriter writer, OutputFormat format, QuantizedWeight q)
