@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Llmq.Checkpoints;
+using Llmq.Quantization;
 
 namespace Llmq.Formats.Gguf;
 
@@ -67,10 +68,11 @@ public static class GgufConverter
                     reports.Add(new GgufTensorReport(p.Gguf, type, p.Dimensions, writer.TensorBytes(p.Gguf)));
                 }
                 writer.WriteHeader();
+                var scratch = new Scratch();
                 for (int i = 0; i < plan.Count; i++)
                 {
                     progress?.Report($"[{i + 1}/{plan.Count}] {plan[i].Gguf} → {GgmlTypes.Name(reports[i].Type)}");
-                    WriteTensor(writer, checkpoint, config, plan[i], reports[i].Type, imatrix, options.TensorQuantizer);
+                    WriteTensor(writer, checkpoint, config, plan[i], reports[i].Type, imatrix, options.TensorQuantizer, scratch);
                 }
                 writer.Finish();
             }
@@ -145,27 +147,68 @@ public static class GgufConverter
         }
     }
 
-    static void WriteTensor(GgufWriter writer, Checkpoint checkpoint, ModelConfig config, PlannedTensor p, GgmlType type,
-        ImportanceMatrix? imatrix, IGgufTensorQuantizer? custom)
+    /// <summary>Input elements converted, permuted and quantized per step when a tensor is streamed: memory stays at a
+    /// few such blocks however large the tensor (the 1 GB float32 of a 128k-token embedding never exists at once).
+    /// Settable so tests can stream small tensors in many steps; the output does not depend on it.</summary>
+    internal static int StreamElements { get; set; } = 1 << 22;
+
+    /// <summary>Buffers reused from tensor to tensor, so a conversion allocates them once.</summary>
+    sealed class Scratch
     {
-        var weight = checkpoint.ReadFloat32(p.Hf);
+        float[] _input = [], _permuted = [];
+        byte[] _output = [];
+        public Span<float> Input(int n) => Grow(ref _input, n).AsSpan(0, n);
+        public Span<float> Permuted(int n) => Grow(ref _permuted, n).AsSpan(0, n);
+        public Span<byte> Output(int n) => Grow(ref _output, n).AsSpan(0, n);
+        static T[] Grow<T>(ref T[] a, int n) => a.Length >= n ? a : a = GC.AllocateUninitializedArray<T>(n);
+    }
+
+    static void WriteTensor(GgufWriter writer, Checkpoint checkpoint, ModelConfig config, PlannedTensor p, GgmlType type,
+        ImportanceMatrix? imatrix, IGgufTensorQuantizer? custom, Scratch scratch)
+    {
+        var info = checkpoint.Info(p.Hf);
         int cols = (int)p.Dimensions[0];
-        int rows = (int)(weight.Length / Math.Max(1, cols));
+        long rows = info.ElementCount / Math.Max(1, cols);
+        int heads = p.Order == GgufRowOrder.PermuteQueryHeads ? config.NumAttentionHeads : config.NumKeyValueHeads;
+        var importance = imatrix?.Weights(p.Gguf);
+        if (importance is not null && importance.Length != cols)
+            throw new LlmqException($"imatrix entry '{p.Gguf}' has {importance.Length} columns, the tensor has {cols}");
+        if (custom is null)
+        {
+            // whole heads per step, because the q/k permutation moves rows only within a head
+            long group = p.Order == GgufRowOrder.AsIs ? 1 : rows / heads;
+            if (p.Order != GgufRowOrder.AsIs && (rows % heads != 0 || group % 2 != 0))
+                throw new LlmqException($"{p.Hf}: cannot split {rows} rows into {heads} heads of even size");
+            long step = Math.Max(1, StreamElements / cols / group) * group;
+            int rowBytes = (int)GgmlTypes.RowSize(type, cols);
+            for (long r0 = 0; r0 < rows; r0 += step)
+            {
+                int n = (int)Math.Min(step, rows - r0);
+                Span<float> weight = scratch.Input(n * cols);
+                checkpoint.ReadFloat32(p.Hf, r0 * cols, weight);
+                if (p.Order != GgufRowOrder.AsIs)
+                {
+                    var permuted = scratch.Permuted(weight.Length);
+                    GgufTensorNames.PermuteRows(weight, permuted, (int)(n / group), cols);
+                    weight = permuted;
+                }
+                var bytes = scratch.Output(n * rowBytes);
+                GgmlQuants.QuantizeRows(type, weight, bytes, cols, importance);
+                writer.Write(bytes);
+            }
+            PageRelease.Release(checkpoint, info);
+            return;
+        }
+        var whole = checkpoint.ReadFloat32(p.Hf);
         if (p.Order != GgufRowOrder.AsIs)
         {
-            var permuted = GC.AllocateUninitializedArray<float>(weight.Length);
-            int heads = p.Order == GgufRowOrder.PermuteQueryHeads ? config.NumAttentionHeads : config.NumKeyValueHeads;
-            GgufTensorNames.PermuteRows(weight, permuted, heads, cols);
-            weight = permuted;
+            var permuted = GC.AllocateUninitializedArray<float>(whole.Length);
+            GgufTensorNames.PermuteRows(whole, permuted, heads, cols);
+            whole = permuted;
         }
-        var bytes = GC.AllocateUninitializedArray<byte>(checked((int)GgmlTypes.RowSize(type, cols) * rows));
-        if (custom is null || !custom.TryQuantize(p.Gguf, type, weight, rows, cols, bytes))
-        {
-            var importance = imatrix?.Weights(p.Gguf);
-            if (importance is not null && importance.Length != cols)
-                throw new LlmqException($"imatrix entry '{p.Gguf}' has {importance.Length} columns, the tensor has {cols}");
-            GgmlQuants.QuantizeRows(type, weight, bytes, cols, importance);
-        }
-        writer.WriteTensor(p.Gguf, bytes);
+        var quantized = GC.AllocateUninitializedArray<byte>(checked((int)(GgmlTypes.RowSize(type, cols) * rows)));
+        if (!custom.TryQuantize(p.Gguf, type, whole, (int)rows, cols, quantized))
+            GgmlQuants.QuantizeRows(type, whole, quantized, cols, importance);
+        writer.WriteTensor(p.Gguf, quantized);
     }
 }
