@@ -166,7 +166,7 @@ public static class Gptq
             _groups = qp.ScaleCols;
             // A group's qparams come from the observer run over that group alone, i.e. as one channel per row (as llm-compressor does).
             _channelArgs = args with { Strategy = QuantizationStrategy.Channel, GroupSize = null, ActOrder = null };
-            _observer = Observers.ForWeights(args);
+            _observer = options.Observer ?? Observers.ForWeights(args);
             var groups = _groups;
             WT = new float[cols * rows];
             for (var r = 0; r < rows; r++)

@@ -1,3 +1,5 @@
+using Llmq.Quantization;
+
 namespace Llmq.Algorithms;
 
 /// <summary>GPTQ activation ordering (llm-compressor's <c>actorder</c>): columns are processed in order of decreasing
@@ -37,4 +39,8 @@ public sealed record GptqOptions
     public ActOrder ActOrder { get; init; } = ActOrder.Static;
 
     public GroupQParams GroupQParams { get; init; } = GroupQParams.AtGroupStart;
+
+    /// <summary>Fixes each group's scale and zero point (called per group as one channel per row); null = the observer the
+    /// quantization args name. Lets GPTQ solve on another format's grid, e.g. ggml's Q4_0 / Q8_0 blocks.</summary>
+    public IWeightObserver? Observer { get; init; }
 }

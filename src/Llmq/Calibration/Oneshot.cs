@@ -32,7 +32,8 @@ public sealed record OneshotResult(string OutputPath, int QuantizedModules, int 
 
 /// <summary>
 /// <c>llmq oneshot</c> as a library call: open the model → plan which Linears get which scheme (and check them before any work)
-/// → build calibration samples → <see cref="SequentialPipeline"/> (layer by layer: calibrate, quantize, propagate, emit) →
+/// → build calibration samples (when GPTQ or static input scales need them) → <see cref="SequentialPipeline"/> (layer by
+/// layer: calibrate, quantize, propagate, emit) →
 /// write the chosen format (compressed-tensors or GPTQ) with config.json, recipe.yaml and the tokenizer files. The output
 /// directory appears only when complete; a failure or cancellation leaves nothing behind.
 /// </summary>
@@ -47,7 +48,7 @@ public static class Oneshot
         var plan = QuantizationPlan.Create(checkpoint.Tensors, model.Config, recipe.Groups, recipe.Ignore, recipe.BypassDivisibilityChecks);
         CheckFormat(options.Format, recipe, plan, checkpoint);
 
-        var samples = recipe.Method == QuantizationMethod.Gptq ? BuildSamples(options) : [];
+        var samples = SequentialPipeline.NeedsData(recipe, plan) ? BuildSamples(options) : [];
         var timings = new PipelineTimings();
         using var output = OutputDirectory.Create(options.Output, options.Overwrite);
         double totalLoss = 0;
@@ -96,21 +97,27 @@ public static class Oneshot
 
     static string Module(string tensorName) => tensorName[..tensorName.LastIndexOf('.')];
 
-    static int[][] BuildSamples(OneshotOptions options)
+    static int[][] BuildSamples(OneshotOptions options) =>
+        BuildSamples(options.Model, options.Calibration ?? (options.Dataset is null ? CalibrationSet.BuiltIn : TextSource.Open(options.Dataset)),
+            options.Samples, options.SeqLen);
+
+    /// <summary>Calibration samples of <paramref name="seqLen"/> tokens from <paramref name="source"/>, tokenized with the
+    /// model's tokenizer (also used by <c>llmq gguf</c>).</summary>
+    public static int[][] BuildSamples(string modelDir, TextSource source, int samples, int seqLen)
     {
-        var source = options.Calibration ?? (options.Dataset is null ? CalibrationSet.BuiltIn : TextSource.Open(options.Dataset));
         // token-id records need no tokenizer; text without one fails in CalibrationSet with a clear message
-        var tokenizer = File.Exists(Path.Combine(options.Model, "tokenizer.json")) ? ModelTokenizer.Load(options.Model) : null;
-        var samples = CalibrationSet.Build(source, tokenizer, new CalibrationOptions { Samples = options.Samples, SeqLen = options.SeqLen });
-        if (samples.Length == 0)
-            throw new LlmqException($"{source.Name}: not enough text for one calibration sample of {options.SeqLen} tokens");
-        return samples;
+        var tokenizer = File.Exists(Path.Combine(modelDir, "tokenizer.json")) ? ModelTokenizer.Load(modelDir) : null;
+        var built = CalibrationSet.Build(source, tokenizer, new CalibrationOptions { Samples = samples, SeqLen = seqLen });
+        if (built.Length == 0)
+            throw new LlmqException($"{source.Name}: not enough text for one calibration sample of {seqLen} tokens");
+        return built;
     }
 
     static void WriteLinear(SafetensorsWriter writer, OutputFormat format, QuantizedWeight q)
     {
         if (format == OutputFormat.CompressedTensors)
-            LinearCompressors.For(q.Scheme.ResolvedFormat).Write(writer, new QuantizedLinear(q.Module, q.Scheme, q.QParams, q.Codes), q.ModelDType);
+            LinearCompressors.For(q.Scheme.ResolvedFormat).Write(writer,
+                new QuantizedLinear(q.Module, q.Scheme, q.QParams, q.Codes).WithInputs(q.Input, LinearCompressors.Precision(q.ModelDType)), q.ModelDType);
         else
             GptqLinear.Write(writer, q.Module, GptqLinear.Pack(q.Codes, q.QParams, q.Scheme.Weights!.NumBits));
     }

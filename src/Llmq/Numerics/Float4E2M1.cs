@@ -67,9 +67,24 @@ public static class Float4E2M1
     {
         if ((codes.Length & 1) != 0) throw new ArgumentException("an even number of codes is required", nameof(codes));
         if (packed.Length < codes.Length / 2) throw new ArgumentException("destination too short", nameof(packed));
-        for (int k = 0; k < codes.Length / 2; k++)
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            // Two codes as one little-endian ushort c0 | c1 << 8 → c0 & 0xF | (c1 & 0xF) << 4, then narrowed to bytes.
+            ref byte c = ref MemoryMarshal.GetReference(codes);
+            for (; 2 * k + 64 <= codes.Length; k += 32)
+            {
+                var a = Vector256.LoadUnsafe(ref c, (nuint)(2 * k)).AsUInt16();
+                var b = Vector256.LoadUnsafe(ref c, (nuint)(2 * k + 32)).AsUInt16();
+                Vector256.Narrow(Pair(a), Pair(b)).StoreUnsafe(ref MemoryMarshal.GetReference(packed), (nuint)k);
+            }
+        }
+        for (; k < codes.Length / 2; k++)
             packed[k] = (byte)((codes[2 * k] & 0xF) | (codes[2 * k + 1] << 4));
     }
+
+    static Vector256<ushort> Pair(Vector256<ushort> v) =>
+        (v & Vector256.Create((ushort)0x0F)) | (Vector256.ShiftRightLogical(v, 4) & Vector256.Create((ushort)0xF0));
 
     /// <summary>Inverse of <see cref="PackPairs"/>.</summary>
     public static void UnpackPairs(ReadOnlySpan<byte> packed, Span<byte> codes)

@@ -13,8 +13,36 @@ namespace Llmq.Quantization;
 public static class FakeQuant
 {
     /// <summary>Quantizes a [Rows, Cols] weight to codes.</summary>
-    public static void Quantize(ReadOnlySpan<float> weight, QParams qp, QuantizationArgs args, Span<byte> codes) =>
-        ForSegments(weight, codes, qp, (src, dst, slot) => QuantizeSegment(src, qp.EffectiveScale(slot), qp.ZeroPointOf(slot), args, dst));
+    public static void Quantize(ReadOnlySpan<float> weight, QParams qp, QuantizationArgs args, Span<byte> codes)
+    {
+        if (qp.RowsPerSlot == 1 && qp.GroupIndex is null)
+            QuantizeRowSlots(weight, qp, args, codes);
+        else
+            ForSegments(weight, codes, qp, (src, dst, slot) => QuantizeSegment(src, qp.EffectiveScale(slot), qp.ZeroPointOf(slot), args, dst));
+    }
+
+    /// <summary><see cref="Quantize"/> when every slot lies within one row (channel, group, tensor_group): one call per row,
+    /// not per slot — NVFP4 has a slot every 16 values.</summary>
+    static unsafe void QuantizeRowSlots(ReadOnlySpan<float> weight, QParams qp, QuantizationArgs args, Span<byte> codes)
+    {
+        int cols = qp.Cols, gs = qp.ColsPerSlot, perRow = qp.ScaleCols;
+        if (weight.Length != (long)qp.Rows * cols || codes.Length != weight.Length) throw new ArgumentException($"expected {(long)qp.Rows * cols} elements for [{qp.Rows}, {cols}]");
+        fixed (float* w = weight)
+        fixed (byte* c = codes)
+        {
+            float* wp = w; byte* cp = c;
+            ForRowChunks(qp.Rows, cols, r =>
+            {
+                var src = new ReadOnlySpan<float>(wp + (long)r * cols, cols);
+                var dst = new Span<byte>(cp + (long)r * cols, cols);
+                for (int s = 0, c0 = 0, slot = r * perRow; s < perRow; s++, c0 += gs, slot++)
+                {
+                    int len = Math.Min(gs, cols - c0);
+                    QuantizeSegment(src.Slice(c0, len), qp.EffectiveScale(slot), qp.ZeroPointOf(slot), args, dst.Slice(c0, len));
+                }
+            });
+        }
+    }
 
     /// <summary>Dequantizes codes back to a [Rows, Cols] float weight.</summary>
     public static void Dequantize(ReadOnlySpan<byte> codes, QParams qp, QuantizationArgs args, Span<float> weight) =>
@@ -101,22 +129,25 @@ public static class FakeQuant
     }
 
     /// <summary>Calls <paramref name="segment"/>(row, firstCol, length, slot) for every run of a row that shares one slot, rows in parallel.</summary>
-    internal static void ForRows(QParams qp, Action<int, int, int, int> segment)
+    internal static void ForRows(QParams qp, Action<int, int, int, int> segment) =>
+        ForRowChunks(qp.Rows, qp.Cols, r =>
+        {
+            if (qp.GroupIndex is not null)
+            {
+                for (int c = 0; c < qp.Cols; c++) segment(r, c, 1, qp.Slot(r, c));
+                return;
+            }
+            for (int c0 = 0; c0 < qp.Cols; c0 += qp.ColsPerSlot)
+                segment(r, c0, Math.Min(qp.ColsPerSlot, qp.Cols - c0), qp.Slot(r, c0));
+        });
+
+    /// <summary>Calls <paramref name="row"/> for every row, rows in parallel in chunks of at least 64K elements per task.</summary>
+    internal static void ForRowChunks(int rows, int cols, Action<int> row)
     {
-        int rows = qp.Rows, cols = qp.Cols;
-        int chunk = Math.Max(1, (int)Math.Min(rows, (1L << 16) / cols + 1));   // ≥ 64K elements per task
+        int chunk = Math.Max(1, (int)Math.Min(rows, (1L << 16) / cols + 1));
         Parallel.For(0, (rows + chunk - 1) / chunk, t =>
         {
-            for (int r = t * chunk, end = Math.Min(rows, r + chunk); r < end; r++)
-            {
-                if (qp.GroupIndex is { } g)
-                {
-                    for (int c = 0; c < cols; c++) segment(r, c, 1, qp.Slot(r, c));
-                    continue;
-                }
-                for (int c0 = 0; c0 < cols; c0 += qp.ColsPerSlot)
-                    segment(r, c0, Math.Min(qp.ColsPerSlot, cols - c0), qp.Slot(r, c0));
-            }
+            for (int r = t * chunk, end = Math.Min(rows, r + chunk); r < end; r++) row(r);
         });
     }
 

@@ -38,6 +38,11 @@ public static class Observers
             maxs[0] = TensorPrimitives.Max(weight);
             return;
         }
+        if (qp.RowsPerSlot == 1 && qp.GroupIndex is null)
+        {
+            SlotMinMaxKernels.RowSlots(weight, qp, mins, maxs);
+            return;
+        }
         var mn = new float[qp.SlotCount];
         var mx = new float[qp.SlotCount];
         Array.Fill(mn, float.PositiveInfinity);

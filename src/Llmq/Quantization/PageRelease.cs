@@ -4,24 +4,32 @@ using Llmq.Checkpoints;
 namespace Llmq.Quantization;
 
 /// <summary>
-/// Drops a tensor's memory-mapped input pages from the process once it has been consumed (<c>madvise(MADV_DONTNEED)</c>
-/// on Linux): a streaming pass over a model then keeps its resident set near one tensor instead of growing to the whole
-/// file. The pages stay in the page cache; touching them again simply maps them back. Elsewhere it does nothing.
+/// Paging advice for a streaming pass over a memory-mapped checkpoint (Linux <c>madvise</c>; elsewhere nothing).
+/// <see cref="Release"/> drops a consumed tensor's pages from the process (<c>MADV_DONTNEED</c>), so the resident set stays
+/// near one tensor instead of growing to the whole file; the pages stay in the page cache. <see cref="Prefetch"/> asks the
+/// kernel to start reading a tensor that is about to be used (<c>MADV_WILLNEED</c>), so that disk reads of a model that
+/// is not in the page cache overlap the quantization of the tensors before it instead of stalling page fault by page fault.
 /// </summary>
 static partial class PageRelease
 {
-    const int MadvDontNeed = 4;
+    const int MadvWillNeed = 3, MadvDontNeed = 4;
 
     [LibraryImport("libc", EntryPoint = "madvise", SetLastError = true)]
     private static unsafe partial int MAdvise(void* address, nuint length, int advice);
 
-    public static unsafe void Release(Checkpoint checkpoint, TensorInfo tensor)
+    public static void Release(Checkpoint checkpoint, TensorInfo tensor) => Advise(checkpoint, tensor, MadvDontNeed, inside: true);
+
+    public static void Prefetch(Checkpoint checkpoint, TensorInfo tensor) => Advise(checkpoint, tensor, MadvWillNeed, inside: false);
+
+    /// <param name="inside">Whole pages inside the tensor only (never touch a neighbour's pages), else every page it overlaps.</param>
+    static unsafe void Advise(Checkpoint checkpoint, TensorInfo tensor, int advice, bool inside)
     {
         if (!OperatingSystem.IsLinux() || tensor.ByteLength < 1 << 20) return;
         var file = checkpoint.Files.First(f => f.Path == tensor.File);
         long page = Environment.SystemPageSize;
         long begin = (long)file.Pointer(tensor), end = begin + tensor.ByteLength;
-        long first = (begin + page - 1) / page * page, last = end / page * page;   // whole pages inside the tensor only
-        if (last > first) MAdvise((void*)first, (nuint)(last - first), MadvDontNeed);
+        long first = inside ? (begin + page - 1) / page * page : begin / page * page;
+        long last = inside ? end / page * page : (end + page - 1) / page * page;
+        if (last > first) MAdvise((void*)first, (nuint)(last - first), advice);
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Llmq.Numerics;
 
 namespace Llmq.Quantization;
@@ -111,14 +112,73 @@ public sealed class QParams
         return (scale, MathF.Round(zp, MidpointRounding.ToEven));
     }
 
-    /// <summary>Fills every slot from per-slot minima and maxima (see <see cref="ComputeSlot"/>).</summary>
-    public void SetFromMinMax(ReadOnlySpan<float> mins, ReadOnlySpan<float> maxs, QuantizationArgs args, ModelPrecision precision)
+    /// <summary>Fills every slot from per-slot minima and maxima (see <see cref="ComputeSlot"/>), slots in parallel chunks;
+    /// symmetric non-MX scales of bf16 / f32 models vectorized (<see cref="ComputeSlot"/> is the scalar definition).</summary>
+    public unsafe void SetFromMinMax(ReadOnlySpan<float> mins, ReadOnlySpan<float> maxs, QuantizationArgs args, ModelPrecision precision)
     {
-        for (int s = 0; s < Scale.Length; s++)
+        int n = Scale.Length;
+        if (mins.Length < n || maxs.Length < n) throw new ArgumentException($"expected {n} minima and maxima");
+        const int chunk = MaxChunk;
+        fixed (float* lo = mins)
+        fixed (float* hi = maxs)
+        {
+            float* lp = lo, hp = hi;
+            if (n <= chunk) SetSlots(lp, hp, 0, n, args, precision);
+            else Parallel.For(0, (n + chunk - 1) / chunk, c => SetSlots(lp, hp, c * chunk, Math.Min(n, (c + 1) * chunk), args, precision));
+        }
+    }
+
+    const int MaxChunk = 1 << 14;
+
+    unsafe void SetSlots(float* mins, float* maxs, int begin, int end, QuantizationArgs args, ModelPrecision precision)
+    {
+        int s = begin;
+        if (Vector512.IsHardwareAccelerated && args.Symmetric && !args.IsMx && precision != ModelPrecision.Float16)
+            s = SymmetricScales512(mins, maxs, begin, end, args, precision);
+        for (; s < end; s++)
         {
             var (scale, zp) = ComputeSlot(mins[s], maxs[s], args, precision, GlobalScale);
             Scale[s] = scale;
             if (ZeroPoint is not null) ZeroPoint[s] = zp;
         }
+    }
+
+    /// <summary><see cref="ComputeSlot"/> for symmetric, non-MX args, 16 slots at a time from <paramref name="begin"/> (at most
+    /// <see cref="MaxChunk"/>); returns where it stopped (a group of 16 holding a NaN, and the tail, are left to the scalar path).</summary>
+    unsafe int SymmetricScales512(float* mins, float* maxs, int begin, int end, QuantizationArgs args, ModelPrecision precision)
+    {
+        var divisor = Vector512.Create((args.QMax - args.QMin) / 2f);
+        var global = Vector512.Create(GlobalScale ?? 1f);
+        int s = begin;
+        for (; s + 16 <= end; s += 16)
+        {
+            var mn = Vector512.Load(mins + s);
+            var mx = Vector512.Load(maxs + s);
+            if (!Vector512.EqualsAll(mn, mn) || !Vector512.EqualsAll(mx, mx)) break;
+            var amax = Vector512.Max(-Vector512.Min(mn, Vector512<float>.Zero), Vector512.Max(mx, Vector512<float>.Zero));
+            var scale = amax / divisor;
+            if (precision == ModelPrecision.BFloat16)   // round to nearest even bf16 (no NaN can reach here)
+            {
+                var bits = scale.AsUInt32();
+                scale = ((bits + Vector512.Create(0x7FFFu) + (Vector512.ShiftRightLogical(bits, 16) & Vector512.Create(1u))) & Vector512.Create(0xFFFF_0000u)).AsSingle();
+            }
+            if (GlobalScale is not null) scale = global * scale;
+            scale.CopyTo(Scale, s);
+        }
+        var done = Scale.AsSpan(begin, s - begin);
+        bool fp8Scales = args.ScaleDtype == TorchDtypes.Float8E4M3;
+        if (fp8Scales)
+        {
+            Span<byte> e4m3 = stackalloc byte[MaxChunk];
+            Float8E4M3.FromFloat32(done, e4m3, saturate: true);
+            Float8E4M3.ToFloat32(e4m3[..done.Length], done);
+        }
+        var zeroScale = Vector512.Create(fp8Scales ? 0.125f : precision.Eps());
+        for (int i = begin; i < s; i += 16)
+        {
+            var scale = Vector512.Create<float>(Scale.AsSpan(i, 16));
+            Vector512.ConditionalSelect(Vector512.Equals(scale, Vector512<float>.Zero), zeroScale, scale).CopyTo(Scale, i);
+        }
+        return s;
     }
 }

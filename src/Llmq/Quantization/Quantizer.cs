@@ -63,7 +63,7 @@ public static class Quantizer
             if (plan.Groups[g].NeedsActivationStatistics && options.InputRanges?.ContainsKey(module) != true)
                 throw new LlmqException($"scheme {options.Scheme} stores static input scales, which need calibration data (no input range for {module}); " +
                     "use llmq oneshot with a dataset, or a dynamic scheme such as FP8_DYNAMIC or NVFP4A16");
-        var globalScales = GlobalScales(checkpoint, plan, cancellation);
+        var globalScales = new GlobalScales(checkpoint, plan);
 
         using var output = OutputDirectory.Create(outputDir, options.Overwrite);
         long written;
@@ -72,9 +72,11 @@ public static class Quantizer
             long largest = plan.Modules.Keys.Select(m => checkpoint.Info(m + ".weight").ElementCount).DefaultIfEmpty(0).Max();
             var buffer = GC.AllocateUninitializedArray<float>((int)largest);
             int done = 0, total = checkpoint.Tensors.Count;
+            var readAhead = new ReadAhead(checkpoint);
             foreach (var tensor in checkpoint.Tensors)
             {
                 cancellation.ThrowIfCancellationRequested();
+                readAhead.Advance(done);
                 string module = tensor.Name.EndsWith(".weight", StringComparison.Ordinal) ? tensor.Name[..^".weight".Length] : "";
                 if (plan.Modules.TryGetValue(module, out int g))
                 {
@@ -83,7 +85,7 @@ public static class Quantizer
                     checkpoint.ReadFloat32(tensor.Name, weight);
                     int rows = (int)tensor.Shape[0], cols = (int)tensor.Shape[1];
                     var precision = LinearCompressors.Precision(tensor.DType);
-                    var qp = Observers.ForWeights(scheme.Weights!).Compute(weight, rows, cols, scheme.Weights!, precision, globalScales.GetValueOrDefault(module));
+                    var qp = Observers.ForWeights(scheme.Weights!).Compute(weight, rows, cols, scheme.Weights!, precision, globalScales.For(module));
                     ActivationRange? input = options.InputRanges?.TryGetValue(module, out var r) == true ? r : null;
                     LinearCompressors.WriteLinear(writer, module, scheme, weight, qp, tensor.DType, input);
                 }
@@ -115,18 +117,59 @@ public static class Quantizer
             File.Copy(py, Path.Combine(destDir, Path.GetFileName(py)), overwrite: true);
     }
 
-    /// <summary>Global scales of the tensor_group modules, shared across each complete fused set (see <see cref="FusedLayers"/>).</summary>
-    public static Dictionary<string, float> GlobalScales(Checkpoint checkpoint, QuantizationPlan plan, CancellationToken cancellation = default)
+    /// <summary>
+    /// Global scales of the tensor_group modules, shared across each complete fused set (see <see cref="FusedLayers"/>),
+    /// computed when a set's first member is quantized: a set's members lie side by side in the file, so the amax pass
+    /// reads pages that the quantization of the set then finds in memory, and a model that is not in the page cache is
+    /// read from disk once, not twice.
+    /// </summary>
+    sealed class GlobalScales
     {
-        var amax = new Dictionary<string, float>(StringComparer.Ordinal);
-        foreach (var (module, g) in plan.Modules)
+        readonly Checkpoint checkpoint;
+        readonly Dictionary<string, string[]> setOf = new(StringComparer.Ordinal);
+        readonly Dictionary<string, float> scales = new(StringComparer.Ordinal);
+
+        public GlobalScales(Checkpoint checkpoint, QuantizationPlan plan)
         {
-            if (!plan.Groups[g].Weights!.HasGlobalScale) continue;
-            cancellation.ThrowIfCancellationRequested();
-            amax[module] = AbsMax(checkpoint, module + ".weight");
-            PageRelease.Release(checkpoint, checkpoint.Info(module + ".weight"));   // this pass must not keep the model resident
+            this.checkpoint = checkpoint;
+            var modules = plan.Modules.Where(p => plan.Groups[p.Value].Weights!.HasGlobalScale).Select(p => p.Key).ToList();
+            foreach (var m in modules) setOf[m] = [m];
+            foreach (var set in FusedLayers.FindSets(modules))   // only tensor_group modules take part, so only all-NVFP4 sets share
+                foreach (var m in set) setOf[m] = set;
         }
-        return FusedLayers.GlobalScales(amax);   // only tensor_group modules take part, so only all-NVFP4 sets share
+
+        public float? For(string module)
+        {
+            if (!setOf.TryGetValue(module, out var set)) return null;
+            if (!scales.ContainsKey(module))
+                foreach (var (m, g) in FusedLayers.GlobalScales(set.ToDictionary(m => m, m => AbsMax(checkpoint, m + ".weight"))))
+                    scales[m] = g;
+            return scales[module];
+        }
+    }
+
+    /// <summary>Asks the kernel for the tensors ahead of the one being quantized (<see cref="PageRelease.Prefetch"/>), a
+    /// window of <see cref="WindowBytes"/> past its end, so that reading from disk overlaps the work on earlier tensors.</summary>
+    sealed class ReadAhead
+    {
+        const long WindowBytes = 128L << 20;
+        readonly Checkpoint checkpoint;
+        readonly long[] offsets;   // bytes of the tensors before each one, in processing order
+        int next;
+
+        public ReadAhead(Checkpoint checkpoint)
+        {
+            this.checkpoint = checkpoint;
+            offsets = new long[checkpoint.Tensors.Count + 1];
+            for (int i = 0; i < checkpoint.Tensors.Count; i++) offsets[i + 1] = offsets[i] + checkpoint.Tensors[i].ByteLength;
+        }
+
+        /// <summary>Called before tensor <paramref name="current"/> (in <see cref="Checkpoint.Tensors"/> order) is used.</summary>
+        public void Advance(int current)
+        {
+            for (; next < checkpoint.Tensors.Count && (next <= current || offsets[next] < offsets[current + 1] + WindowBytes); next++)
+                PageRelease.Prefetch(checkpoint, checkpoint.Tensors[next]);
+        }
     }
 
     /// <summary>Largest low-15-bit value of bf16 bits (|x| of non-NaN bf16 values orders like these), vectorized.</summary>

@@ -27,7 +27,9 @@ public sealed class Nvfp4PackQuantized : ILinearCompressor
     {
         var (qp, m) = (linear.QParams, linear.Module);
         Fp4Packing.WritePacked(writer, m, linear.Codes, qp);
-        writer.Add(m + ".weight_scale", DType.F8_E4M3, [qp.ScaleRows, qp.ScaleCols], qp.Scale.Select(Float8E4M3.FromFloat).ToArray());
+        var scales = GC.AllocateUninitializedArray<byte>(qp.Scale.Length);
+        Float8E4M3.FromFloat32(qp.Scale, scales);   // the scales are already FP8 values: this only takes their bytes
+        writer.Add(m + ".weight_scale", DType.F8_E4M3, [qp.ScaleRows, qp.ScaleCols], scales);
         writer.AddFloat32(m + ".weight_global_scale", [1], [qp.GlobalScale ?? throw new ArgumentException($"{m}: NVFP4 needs a global scale")], DType.F32);
         LinearCompressors.WriteInputs(writer, linear, modelDtype);
     }
@@ -62,7 +64,9 @@ public sealed class Mxfp4PackQuantized : ILinearCompressor
     {
         var (qp, m) = (linear.QParams, linear.Module);
         Fp4Packing.WritePacked(writer, m, linear.Codes, qp);
-        writer.Add(m + ".weight_scale", DType.U8, [qp.ScaleRows, qp.ScaleCols], qp.Scale.Select(s => (byte)(Math.ILogB(s) + 127)).ToArray());
+        var exponents = GC.AllocateUninitializedArray<byte>(qp.Scale.Length);
+        for (int i = 0; i < exponents.Length; i++) exponents[i] = (byte)(Math.ILogB(qp.Scale[i]) + 127);
+        writer.Add(m + ".weight_scale", DType.U8, [qp.ScaleRows, qp.ScaleCols], exponents);
         LinearCompressors.WriteInputs(writer, linear, modelDtype);
     }
 

@@ -1,16 +1,20 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using Llmq.Algorithms;
+using Llmq.Calibration;
 using Llmq.Checkpoints;
+using Llmq.Models;
 using Llmq.Quantization;
 
 namespace Llmq.Formats.Gguf;
 
-/// <summary>Replaces llama.cpp's quantizer for chosen tensors (GPTQ on the block grid). Return false to let the
-/// converter quantize the tensor itself.</summary>
-public interface IGgufTensorQuantizer
+/// <summary>How the Q4_0 / Q8_0 tensors of a conversion are quantized.</summary>
+public enum GgufMethod
 {
-    /// <param name="ggufName">e.g. "blk.3.attn_q.weight"; <paramref name="weight"/> is in GGUF row order</param>
-    bool TryQuantize(string ggufName, GgmlType type, float[] weight, int rows, int cols, Span<byte> destination);
+    /// <summary>llama.cpp's own quantizers (bit-exact with llama-quantize).</summary>
+    Ggml,
+    /// <summary>GPTQ on the same block grid (<see cref="GgufGptq"/>), calibrated layer by layer; other types as llama.cpp.</summary>
+    Gptq,
 }
 
 public sealed class GgufConvertOptions
@@ -20,7 +24,15 @@ public sealed class GgufConvertOptions
     public ImportanceMatrix? Imatrix { get; init; }
     /// <summary>Where the imatrix came from, recorded as quantize.imatrix.file.</summary>
     public string? ImatrixFile { get; init; }
-    public IGgufTensorQuantizer? TensorQuantizer { get; init; }
+    /// <summary>Calibration text (<c>--dataset</c>): its importance matrix is computed from our own calibration pass and used
+    /// as <see cref="Imatrix"/>; GPTQ also takes its Hessians from it. Null: no imatrix, and GPTQ calibrates on the
+    /// built-in calibration text.</summary>
+    public TextSource? Dataset { get; init; }
+    /// <summary>Calibration samples and their length in tokens.</summary>
+    public int Samples { get; init; } = 128;
+    public int SeqLen { get; init; } = 512;
+    public GgufMethod Method { get; init; } = GgufMethod.Ggml;
+    public GptqOptions Gptq { get; init; } = new();
     public bool Overwrite { get; init; }
 }
 
@@ -30,7 +42,8 @@ public sealed record GgufConversionResult(string Path, IReadOnlyList<GgufTensorR
 
 /// <summary>Hugging Face Llama-family directory → GGUF in one pass: what convert_hf_to_gguf.py (--outtype f32) and
 /// llama-quantize do together. Tensors are read one at a time from the memory-mapped checkpoint, permuted, quantized
-/// in parallel and appended; the file appears under its final name only when complete.</summary>
+/// in parallel and appended; the file appears under its final name only when complete. With <see cref="GgufMethod.Gptq"/>
+/// the decoder layers are written as the layer-by-layer calibration finishes each one (<see cref="GgufGptq"/>).</summary>
 public static class GgufConverter
 {
     public const uint QuantizationVersion = 2; // GGML_QNT_VERSION
@@ -47,9 +60,17 @@ public static class GgufConverter
         if (File.Exists(full) && !options.Overwrite)
             throw new LlmqException($"{outputPath} already exists (pass --overwrite to replace it)");
 
+        var gptq = options.Method == GgufMethod.Gptq;
+        if (gptq && options.FileType is not (GgufFileType.Q4_0 or GgufFileType.Q8_0))
+            throw new LlmqException($"GPTQ solves on the Q4_0 and Q8_0 block grids: use --type Q4_0 or Q8_0, not {options.FileType}");
+        if (options.Dataset is not null && options.Imatrix is not null)
+            throw new LlmqException("give an importance matrix or a dataset to compute one from, not both");
+
         using var checkpoint = Checkpoint.Open(modelDir);
         var plan = Plan(checkpoint, config);
-        var imatrix = options.Imatrix;
+        using var model = gptq || options.Dataset is not null ? DecoderModel.Open(modelDir) : null;
+        var samples = model is null ? null : Oneshot.BuildSamples(modelDir, options.Dataset ?? CalibrationSet.BuiltIn, options.Samples, options.SeqLen);
+        var imatrix = options.Dataset is { } dataset ? ImatrixCollector.Compute(model!, samples!, dataset.Name, progress) : options.Imatrix;
         var policy = new GgufTypePolicy(options.FileType, config.NumHiddenLayers, config.NumAttentionHeads, config.NumKeyValueHeads,
             imatrix is not null, tiedEmbeddings: !plan.Any(p => p.Gguf == "output.weight"),
             attentionVCount: plan.Count(p => p.Gguf.Contains("attn_v.weight", StringComparison.Ordinal)));
@@ -60,7 +81,7 @@ public static class GgufConverter
         {
             using (var writer = new GgufWriter(temp))
             {
-                AddModelMetadata(writer, config, modelDir, options, progress);
+                AddModelMetadata(writer, config, modelDir, options, imatrix, progress);
                 foreach (var p in plan)
                 {
                     var type = policy.Choose(p.Gguf, p.Dimensions.Length, p.Dimensions[0]);
@@ -69,11 +90,26 @@ public static class GgufConverter
                 }
                 writer.WriteHeader();
                 var scratch = new Scratch();
-                for (int i = 0; i < plan.Count; i++)
+                int next = 0;
+                void WriteNext(IReadOnlyDictionary<string, byte[]>? solved)
                 {
-                    progress?.Report($"[{i + 1}/{plan.Count}] {plan[i].Gguf} → {GgmlTypes.Name(reports[i].Type)}");
-                    WriteTensor(writer, checkpoint, config, plan[i], reports[i].Type, imatrix, options.TensorQuantizer, scratch);
+                    progress?.Report($"[{next + 1}/{plan.Count}] {plan[next].Gguf} → {GgmlTypes.Name(reports[next].Type)}");
+                    WriteTensor(writer, checkpoint, config, plan[next], reports[next].Type, imatrix, solved?.GetValueOrDefault(plan[next].Hf), scratch);
+                    next++;
                 }
+                if (gptq)
+                {
+                    // the global tensors come first in the file; then each layer is written as the pipeline hands it over
+                    while (next < plan.Count && GgufTensorNames.Layer(plan[next].Gguf) < 0) WriteNext(null);
+                    var solvedTypes = plan.Zip(reports)
+                        .Where(t => GgufTensorNames.Layer(t.First.Gguf) >= 0 && GgufGptq.Supports(t.Second.Type))
+                        .ToDictionary(t => t.First.Hf[..^".weight".Length], t => t.Second.Type);
+                    GgufGptq.Run(model!, checkpoint.Tensors, solvedTypes, samples!, options.Gptq, (layer, solved) =>
+                    {
+                        while (next < plan.Count && GgufTensorNames.Layer(plan[next].Gguf) == layer) WriteNext(solved);
+                    }, progress);
+                }
+                while (next < plan.Count) WriteNext(null);
                 writer.Finish();
             }
             File.Move(temp, full, overwrite: options.Overwrite);
@@ -101,7 +137,8 @@ public static class GgufConverter
         return plan;
     }
 
-    static void AddModelMetadata(GgufWriter w, ModelConfig c, string modelDir, GgufConvertOptions options, IProgress<string>? progress)
+    static void AddModelMetadata(GgufWriter w, ModelConfig c, string modelDir, GgufConvertOptions options, ImportanceMatrix? imatrix,
+        IProgress<string>? progress)
     {
         const string arch = "llama";
         w.Add("general.architecture", GgufValue.Str(arch));
@@ -138,7 +175,7 @@ public static class GgufConverter
         // llama-quantize re-sets these two last, then appends its imatrix notes: the same key order keeps files identical
         w.Add("general.quantization_version", GgufValue.U32(QuantizationVersion));
         w.Add("general.file_type", GgufValue.U32((uint)options.FileType));
-        if (options.Imatrix is { } m)
+        if (imatrix is { } m)
         {
             if (options.ImatrixFile is not null) w.Add("quantize.imatrix.file", GgufValue.Str(options.ImatrixFile));
             if (m.Datasets.Count > 0) w.Add("quantize.imatrix.dataset", GgufValue.Str(m.Datasets[0]));
@@ -163,52 +200,50 @@ public static class GgufConverter
         static T[] Grow<T>(ref T[] a, int n) => a.Length >= n ? a : a = GC.AllocateUninitializedArray<T>(n);
     }
 
+    /// <param name="solved">GPTQ's blocks for this tensor in HF row order, or null to quantize it here</param>
     static void WriteTensor(GgufWriter writer, Checkpoint checkpoint, ModelConfig config, PlannedTensor p, GgmlType type,
-        ImportanceMatrix? imatrix, IGgufTensorQuantizer? custom, Scratch scratch)
+        ImportanceMatrix? imatrix, byte[]? solved, Scratch scratch)
     {
-        var info = checkpoint.Info(p.Hf);
         int cols = (int)p.Dimensions[0];
-        long rows = info.ElementCount / Math.Max(1, cols);
         int heads = p.Order == GgufRowOrder.PermuteQueryHeads ? config.NumAttentionHeads : config.NumKeyValueHeads;
+        if (solved is not null)
+        {
+            // rows are independent in GPTQ, so llama.cpp's q/k row order is applied to the finished blocks
+            if (p.Order != GgufRowOrder.AsIs)
+            {
+                var permuted = GC.AllocateUninitializedArray<byte>(solved.Length);
+                GgufTensorNames.PermuteRows<byte>(solved, permuted, heads, (int)GgmlTypes.RowSize(type, cols));
+                solved = permuted;
+            }
+            writer.WriteTensor(p.Gguf, solved);
+            return;
+        }
+        var info = checkpoint.Info(p.Hf);
+        long rows = info.ElementCount / Math.Max(1, cols);
         var importance = imatrix?.Weights(p.Gguf);
         if (importance is not null && importance.Length != cols)
             throw new LlmqException($"imatrix entry '{p.Gguf}' has {importance.Length} columns, the tensor has {cols}");
-        if (custom is null)
+        // whole heads per step, because the q/k permutation moves rows only within a head
+        long group = p.Order == GgufRowOrder.AsIs ? 1 : rows / heads;
+        if (p.Order != GgufRowOrder.AsIs && (rows % heads != 0 || group % 2 != 0))
+            throw new LlmqException($"{p.Hf}: cannot split {rows} rows into {heads} heads of even size");
+        long step = Math.Max(1, StreamElements / cols / group) * group;
+        int rowBytes = (int)GgmlTypes.RowSize(type, cols);
+        for (long r0 = 0; r0 < rows; r0 += step)
         {
-            // whole heads per step, because the q/k permutation moves rows only within a head
-            long group = p.Order == GgufRowOrder.AsIs ? 1 : rows / heads;
-            if (p.Order != GgufRowOrder.AsIs && (rows % heads != 0 || group % 2 != 0))
-                throw new LlmqException($"{p.Hf}: cannot split {rows} rows into {heads} heads of even size");
-            long step = Math.Max(1, StreamElements / cols / group) * group;
-            int rowBytes = (int)GgmlTypes.RowSize(type, cols);
-            for (long r0 = 0; r0 < rows; r0 += step)
+            int n = (int)Math.Min(step, rows - r0);
+            Span<float> weight = scratch.Input(n * cols);
+            checkpoint.ReadFloat32(p.Hf, r0 * cols, weight);
+            if (p.Order != GgufRowOrder.AsIs)
             {
-                int n = (int)Math.Min(step, rows - r0);
-                Span<float> weight = scratch.Input(n * cols);
-                checkpoint.ReadFloat32(p.Hf, r0 * cols, weight);
-                if (p.Order != GgufRowOrder.AsIs)
-                {
-                    var permuted = scratch.Permuted(weight.Length);
-                    GgufTensorNames.PermuteRows(weight, permuted, (int)(n / group), cols);
-                    weight = permuted;
-                }
-                var bytes = scratch.Output(n * rowBytes);
-                GgmlQuants.QuantizeRows(type, weight, bytes, cols, importance);
-                writer.Write(bytes);
+                var permuted = scratch.Permuted(weight.Length);
+                GgufTensorNames.PermuteRows<float>(weight, permuted, (int)(n / group), cols);
+                weight = permuted;
             }
-            PageRelease.Release(checkpoint, info);
-            return;
+            var bytes = scratch.Output(n * rowBytes);
+            GgmlQuants.QuantizeRows(type, weight, bytes, cols, importance);
+            writer.Write(bytes);
         }
-        var whole = checkpoint.ReadFloat32(p.Hf);
-        if (p.Order != GgufRowOrder.AsIs)
-        {
-            var permuted = GC.AllocateUninitializedArray<float>(whole.Length);
-            GgufTensorNames.PermuteRows(whole, permuted, heads, cols);
-            whole = permuted;
-        }
-        var quantized = GC.AllocateUninitializedArray<byte>(checked((int)(GgmlTypes.RowSize(type, cols) * rows)));
-        if (!custom.TryQuantize(p.Gguf, type, whole, (int)rows, cols, quantized))
-            GgmlQuants.QuantizeRows(type, whole, quantized, cols, importance);
-        writer.WriteTensor(p.Gguf, quantized);
+        PageRelease.Release(checkpoint, info);
     }
 }

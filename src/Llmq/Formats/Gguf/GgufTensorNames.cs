@@ -87,7 +87,8 @@ public static partial class GgufTensorNames
         return la != lb ? la.CompareTo(lb) : string.CompareOrdinal(a, b);
     }
 
-    static int Layer(string name)
+    /// <summary>The block number of a GGUF tensor name ("blk.3.attn_q.weight" → 3), −1 for the global tensors.</summary>
+    public static int Layer(string name)
     {
         var m = GgufLayer().Match(name);
         return m.Success && int.TryParse(m.Groups[1].Value, out var n) ? n : -1;
@@ -95,7 +96,7 @@ public static partial class GgufTensorNames
 
     /// <summary>Reorders the rows of a [heads·headDim, cols] projection from HF's rotate-half layout to llama.cpp's
     /// interleaved pairs (convert_hf_to_gguf.py's permute): row h·d + 2i + p takes row h·d + p·d/2 + i.</summary>
-    public static void PermuteRows(ReadOnlySpan<float> source, Span<float> destination, int heads, int cols, bool inverse = false)
+    public static void PermuteRows<T>(ReadOnlySpan<T> source, Span<T> destination, int heads, int cols, bool inverse = false)
     {
         int rows = source.Length / cols, d = rows / heads, half = d / 2;
         if (rows % heads != 0 || d % 2 != 0)
