@@ -66,7 +66,7 @@ internal static class QuantizeCommand
     {
         var o = parse.InvocationConfiguration.Output;
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{options.Scheme} stores static input scales: calibrating them on {dataset ?? "the built-in calibration text"} ({samples} × {seqLen} tokens)"));
+            $"{options.Scheme} stores static input scales: calibrating them on {dataset ?? "the built-in calibration text"} (up to {samples} samples × {seqLen} tokens)"));
         var result = CliProgress.Run(o, "calibrating", report => Oneshot.Run(new OneshotOptions
         {
             Model = model, Output = output, Recipe = Recipe.FromQuantizeOptions(options), Dataset = dataset, Samples = samples, SeqLen = seqLen,

@@ -48,7 +48,10 @@ public static class Oneshot
         var plan = QuantizationPlan.Create(checkpoint.Tensors, model.Config, recipe.Groups, recipe.Ignore, recipe.BypassDivisibilityChecks);
         CheckFormat(options.Format, recipe, plan, checkpoint);
 
-        var samples = SequentialPipeline.NeedsData(recipe, plan) ? BuildSamples(options) : [];
+        var needsData = SequentialPipeline.NeedsData(recipe, plan);
+        if (!needsData && options.Dataset is not null)
+            throw new LlmqException($"{options.Dataset}: round to nearest with {SchemeText(recipe)} needs no calibration data (only GPTQ and static input scales do)");
+        var samples = needsData ? BuildSamples(options) : [];
         var timings = new PipelineTimings();
         using var output = OutputDirectory.Create(options.Output, options.Overwrite);
         double totalLoss = 0;
@@ -94,6 +97,8 @@ public static class Oneshot
         timings.Io += io.Elapsed.TotalSeconds;
         return new OneshotResult(output.FinalPath, plan.Modules.Count, samples.Length, totalLoss, timings, clock.Elapsed);
     }
+
+    static string SchemeText(Recipe recipe) => recipe.SchemeName ?? "these config_groups";
 
     static string Module(string tensorName) => tensorName[..tensorName.LastIndexOf('.')];
 

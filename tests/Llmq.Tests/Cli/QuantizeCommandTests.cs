@@ -38,7 +38,7 @@ public class QuantizeCommandTests : IDisposable
         var (exit, output, error) = InspectCommandTests.Llmq("quantize", "--model", model, "--scheme", "NVFP4", "--ignore", "re:.*down_proj$",
             "--samples", "4", "--seq-len", "64", "--output", temp["nvfp4"]);
         Assert.True(exit == 0, error);
-        Assert.Contains("NVFP4 stores static input scales: calibrating them on the built-in calibration text (4 × 64 tokens)", output);
+        Assert.Contains("NVFP4 stores static input scales: calibrating them on the built-in calibration text (up to 4 samples × 64 tokens)", output);
         Assert.Contains("30 modules as NVFP4, 4 calibration samples", output);
         using (var q = Checkpoint.Open(temp["nvfp4"]))
             Assert.Equal(DType.F32, q.Info("model.layers.4.mlp.up_proj.input_global_scale").DType);
