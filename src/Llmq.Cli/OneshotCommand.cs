@@ -14,7 +14,7 @@ internal static class OneshotCommand
         var model = new Option<string>("--model") { Description = "Hugging Face model directory (safetensors)", Required = true };
         var output = new Option<string>("--output") { Description = "output directory (appears only when complete)", Required = true };
         var recipe = new Option<string?>("--recipe") { Description = "llm-compressor recipe YAML (GPTQModifier or QuantizationModifier)" };
-        var scheme = new Option<string?>("--scheme") { Description = "preset scheme instead of a recipe: W4A16, W4A16_ASYM, W8A16, W8A8, ..." };
+        var scheme = new Option<string?>("--scheme") { Description = "preset scheme instead of a recipe: W4A16, W4A16_ASYM, W8A16, W8A8 (gptq or rtn); FP8, NVFP4, FP8_DYNAMIC, ... (rtn)" };
         var method = new Option<string>("--method") { Description = "with --scheme: gptq or rtn", DefaultValueFactory = _ => "gptq" };
         method.AcceptOnlyFromAmong("gptq", "rtn");
         var dataset = new Option<string?>("--dataset") { Description = "calibration text (txt, jsonl, parquet); default: the built-in text" };
@@ -43,7 +43,7 @@ internal static class OneshotCommand
             var t = result.Timings;
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"wrote {result.OutputPath}: {result.QuantizedModules} Linears, {result.Samples} samples, {result.Elapsed.TotalSeconds:F1} s " +
-                $"(forward {t.Forward:F1} s, Hessian {t.Hessian:F1} s, solve {t.Solve:F1} s, I/O {t.Io:F1} s)"));
+                $"(forward {t.Forward:F1} s, Hessian {t.Hessian:F1} s, input ranges {t.Ranges:F1} s, solve {t.Solve:F1} s, I/O {t.Io:F1} s)"));
             return 0;
         }, cancellation)));
         return command;

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Globalization;
+using Llmq.Calibration;
 using Llmq.Quantization;
 using Spectre.Console;
 
@@ -7,6 +9,8 @@ namespace Llmq.Cli;
 /// <summary>
 /// <c>llmq quantize --model DIR --scheme NAME --output OUT</c>: round-to-nearest into a compressed-tensors checkpoint.
 /// <c>--ignore</c> adds to the default ignore list (<c>lm_head</c>); <c>--no-default-ignore</c> drops the default.
+/// Schemes with static input scales (FP8, NVFP4) calibrate them on <c>--dataset</c> (default: the built-in text) through the
+/// oneshot pipeline with RTN weights, what <c>llmq oneshot --scheme NVFP4 --method rtn</c> does; the others stream datafree.
 /// </summary>
 internal static class QuantizeCommand
 {
@@ -20,9 +24,13 @@ internal static class QuantizeCommand
         var noDefaultIgnore = new Option<bool>("--no-default-ignore") { Description = "do not ignore lm_head by default" };
         var observer = new Option<string?>("--observer") { Description = "weight observer: minmax (default) or mse" };
         var overwrite = new Option<bool>("--overwrite") { Description = "replace an existing output directory" };
-        var command = new Command("quantize", "Round-to-nearest quantization into a compressed-tensors checkpoint (vLLM, transformers)")
+        var dataset = new Option<string?>("--dataset") { Description = "FP8 and NVFP4 only: calibration text for their static input scales (txt, jsonl, parquet); default: the built-in text" };
+        var samples = new Option<int>("--samples") { Description = "FP8 and NVFP4 only: calibration samples", DefaultValueFactory = _ => 128 };
+        var seqLen = new Option<int>("--seq-len") { Description = "FP8 and NVFP4 only: tokens per calibration sample", DefaultValueFactory = _ => 512 };
+        var command = new Command("quantize", "Round-to-nearest quantization into a compressed-tensors checkpoint (vLLM, transformers); " +
+            "FP8 and NVFP4 calibrate their static input scales on --dataset")
         {
-            model, scheme, output, targets, ignore, noDefaultIgnore, observer, overwrite,
+            model, scheme, output, targets, ignore, noDefaultIgnore, observer, overwrite, dataset, samples, seqLen,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(CliErrors.Run(parse.InvocationConfiguration.Error, () =>
         {
@@ -35,6 +43,12 @@ internal static class QuantizeCommand
                 WeightObserver = parse.GetValue(observer) switch { null or "minmax" => null, "mse" => "mse", var o => throw new LlmqException($"unknown observer '{o}' (minmax or mse)") },
                 Overwrite = parse.GetValue(overwrite),
             };
+            if (options.ResolveScheme().NeedsActivationStatistics)
+                return Calibrated(parse, options, parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(dataset), parse.GetValue(samples), parse.GetValue(seqLen), cancellation);
+            foreach (var calibration in new Option[] { dataset, samples, seqLen })
+                if (parse.GetResult(calibration) is { Implicit: false })
+                    throw new LlmqException($"{options.Scheme} needs no calibration data (only schemes with static input scales do: FP8, NVFP4); " +
+                        $"drop {calibration.Name}, or calibrate the weights with llmq oneshot --scheme {options.Scheme} --method gptq");
             var result = CliProgress.Run(parse.InvocationConfiguration.Output, "quantizing", report =>
                 Quantizer.QuantizeModel(parse.GetValue(model)!, parse.GetValue(output)!, options,
                     new SyncProgress<QuantizeProgress>(p => report(p.Done, p.Total, p.Tensor)), cancellation));
@@ -44,6 +58,25 @@ internal static class QuantizeCommand
             return 0;
         })));
         return command;
+    }
+
+    /// <summary>RTN weights with input scales from a calibration pass: the oneshot pipeline with the equivalent recipe.</summary>
+    static int Calibrated(ParseResult parse, QuantizeOptions options, string model, string output, string? dataset, int samples, int seqLen,
+        CancellationToken cancellation)
+    {
+        var o = parse.InvocationConfiguration.Output;
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{options.Scheme} stores static input scales: calibrating them on {dataset ?? "the built-in calibration text"} (up to {samples} samples × {seqLen} tokens)"));
+        var result = CliProgress.Run(o, "calibrating", report => Oneshot.Run(new OneshotOptions
+        {
+            Model = model, Output = output, Recipe = Recipe.FromQuantizeOptions(options), Dataset = dataset, Samples = samples, SeqLen = seqLen,
+            Overwrite = options.Overwrite,
+        }, new SyncProgress<OneshotProgress>(p => report(p.Layer, p.Layers, p.Message)), cancellation));
+        var t = result.Timings;
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{result.OutputPath}: {result.QuantizedModules} modules as {options.Scheme}, {result.Samples} calibration samples; " +
+            $"{result.Elapsed.TotalSeconds:0.##} s (forward {t.Forward:0.##} s, input ranges {t.Ranges:0.##} s, RTN {t.Solve:0.##} s, I/O {t.Io:0.##} s)"));
+        return 0;
     }
 }
 

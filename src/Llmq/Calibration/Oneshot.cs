@@ -32,7 +32,8 @@ public sealed record OneshotResult(string OutputPath, int QuantizedModules, int 
 
 /// <summary>
 /// <c>llmq oneshot</c> as a library call: open the model → plan which Linears get which scheme (and check them before any work)
-/// → build calibration samples → <see cref="SequentialPipeline"/> (layer by layer: calibrate, quantize, propagate, emit) →
+/// → build calibration samples (when GPTQ or static input scales need them) → <see cref="SequentialPipeline"/> (layer by
+/// layer: calibrate, quantize, propagate, emit) →
 /// write the chosen format (compressed-tensors or GPTQ) with config.json, recipe.yaml and the tokenizer files. The output
 /// directory appears only when complete; a failure or cancellation leaves nothing behind.
 /// </summary>
@@ -47,7 +48,10 @@ public static class Oneshot
         var plan = QuantizationPlan.Create(checkpoint.Tensors, model.Config, recipe.Groups, recipe.Ignore, recipe.BypassDivisibilityChecks);
         CheckFormat(options.Format, recipe, plan, checkpoint);
 
-        var samples = recipe.Method == QuantizationMethod.Gptq ? BuildSamples(options) : [];
+        var needsData = SequentialPipeline.NeedsData(recipe, plan);
+        if (!needsData && options.Dataset is not null)
+            throw new LlmqException($"{options.Dataset}: round to nearest with {SchemeText(recipe)} needs no calibration data (only GPTQ and static input scales do)");
+        var samples = needsData ? BuildSamples(options) : [];
         var timings = new PipelineTimings();
         using var output = OutputDirectory.Create(options.Output, options.Overwrite);
         double totalLoss = 0;
@@ -94,6 +98,8 @@ public static class Oneshot
         return new OneshotResult(output.FinalPath, plan.Modules.Count, samples.Length, totalLoss, timings, clock.Elapsed);
     }
 
+    static string SchemeText(Recipe recipe) => recipe.SchemeName ?? "these config_groups";
+
     static string Module(string tensorName) => tensorName[..tensorName.LastIndexOf('.')];
 
     static int[][] BuildSamples(OneshotOptions options) =>
@@ -115,7 +121,8 @@ public static class Oneshot
     static void WriteLinear(SafetensorsWriter writer, OutputFormat format, QuantizedWeight q)
     {
         if (format == OutputFormat.CompressedTensors)
-            LinearCompressors.For(q.Scheme.ResolvedFormat).Write(writer, new QuantizedLinear(q.Module, q.Scheme, q.QParams, q.Codes), q.ModelDType);
+            LinearCompressors.For(q.Scheme.ResolvedFormat).Write(writer,
+                new QuantizedLinear(q.Module, q.Scheme, q.QParams, q.Codes).WithInputs(q.Input, LinearCompressors.Precision(q.ModelDType)), q.ModelDType);
         else
             GptqLinear.Write(writer, q.Module, GptqLinear.Pack(q.Codes, q.QParams, q.Scheme.Weights!.NumBits));
     }

@@ -44,6 +44,14 @@ public sealed record Recipe
         };
     }
 
+    /// <summary>The QuantizationModifier (RTN) equivalent of an <c>llmq quantize</c> run: its scheme (observer override included),
+    /// targets and ignore list, for schemes whose static input scales need the calibrating pipeline.</summary>
+    public static Recipe FromQuantizeOptions(QuantizeOptions options) => new()
+    {
+        Method = QuantizationMethod.Rtn, SchemeName = options.Scheme, Targets = options.Targets, Ignore = options.EffectiveIgnore,
+        Groups = [options.ResolveScheme()],
+    };
+
     public static Recipe Load(string path)
     {
         if (!File.Exists(path)) throw new LlmqException($"{path}: recipe file not found");

@@ -30,6 +30,10 @@ public sealed class QuantizationPlan
 
     public QuantizationScheme SchemeOf(string module) => Groups[Modules[module]];
 
+    /// <summary>Whether some planned module's scheme stores static or "local" input scales, which calibration data must give
+    /// (spec §5.2: then llm-compressor runs the sequential pipeline instead of the datafree one).</summary>
+    public bool NeedsActivationStatistics => Modules.Values.Distinct().Any(g => Groups[g].NeedsActivationStatistics);
+
     /// <summary>Plans <paramref name="groups"/> over the weights in <paramref name="tensors"/>. A tied <c>lm_head</c> (no tensor of
     /// its own) still counts as an unquantized Linear, as it is a module of the model.
     /// <paramref name="bypassDivisibilityChecks"/> (llm-compressor's <c>bypass_divisibility_checks</c>) accepts input widths that
@@ -58,6 +62,7 @@ public sealed class QuantizationPlan
             }
             if (groups[g].Weights is not { } w) continue;
             Check(t, module, w, bypassDivisibilityChecks);
+            CheckActivations(module, groups[g]);
             modules[module] = g;
         }
         if (config.TieWordEmbeddings && !tensors.Any(t => t.Name == "lm_head.weight"))
@@ -84,6 +89,15 @@ public sealed class QuantizationPlan
             throw new LlmqException($"{module}: FP4 needs an even number of input columns, not {cols}");
         if (t.Shape[0] * cols > Array.MaxLength)
             throw new LlmqException($"{module}: {t.ShapeText} is too large to quantize in one piece");
+    }
+
+    /// <summary>Stored input scales exist per tensor (static) or as NVFP4's global scale (local); output scales are not written.</summary>
+    static void CheckActivations(string module, QuantizationScheme scheme)
+    {
+        if (scheme.InputActivations is { Dynamic: DynamicMode.Static } a && a.ResolvedStrategy != QuantizationStrategy.Tensor)
+            throw new LlmqException($"{module}: static input quantization needs strategy tensor, not {QuantizationArgs.Name(a.ResolvedStrategy)} (or make it dynamic)");
+        if (scheme.OutputActivations is not null)
+            throw new LlmqException($"{module}: output activation quantization is not supported");
     }
 
     /// <summary>config.json's <c>quantization_config</c> for this plan.</summary>

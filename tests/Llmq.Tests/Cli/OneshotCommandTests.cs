@@ -36,9 +36,16 @@ public class OneshotCommandTests
     {
         using var dir = new TempDirectory();
         var model = SharedData.Path("models/stories260K-hf");
-        var (exit, _, error) = InspectCommandTests.Llmq("oneshot", "--model", model, "--scheme", "W4A16", "--format", "gptq", "--output", dir["out"]);
-        Assert.Equal(2, exit);
-        Assert.Single(error.Trim().Split('\n'));
-        Assert.False(Directory.Exists(dir["out"]));
+        foreach (var args in new[]
+        {
+            new[] { "oneshot", "--model", model, "--scheme", "W4A16", "--format", "gptq", "--output", dir["out"] },
+            ["oneshot", "--model", model, "--scheme", "FP8_DYNAMIC", "--method", "rtn", "--dataset", dir["text.txt"], "--output", dir["out"]],
+        })
+        {
+            var (exit, _, error) = InspectCommandTests.Llmq(args);
+            Assert.Equal(2, exit);
+            Assert.Single(error.Trim().Split('\n'));
+            Assert.False(Directory.Exists(dir["out"]));
+        }
     }
 }

@@ -30,6 +30,35 @@ public class QuantizeCommandTests : IDisposable
     }
 
     [Fact]
+    public void StaticInputSchemesCalibrateTheirInputScales()
+    {
+        var model = SharedData.Path("models/stories260K-hf");
+        var text = SharedData.Path("data/tinystories/tinystories_sample_cs336.txt");
+        // stories260K's FFN width 172 is no multiple of 16: down_proj stays dense under NVFP4
+        var (exit, output, error) = InspectCommandTests.Llmq("quantize", "--model", model, "--scheme", "NVFP4", "--ignore", "re:.*down_proj$",
+            "--samples", "4", "--seq-len", "64", "--output", temp["nvfp4"]);
+        Assert.True(exit == 0, error);
+        Assert.Contains("NVFP4 stores static input scales: calibrating them on the built-in calibration text (up to 4 samples × 64 tokens)", output);
+        Assert.Contains("30 modules as NVFP4, 4 calibration samples", output);
+        using (var q = Checkpoint.Open(temp["nvfp4"]))
+            Assert.Equal(DType.F32, q.Info("model.layers.4.mlp.up_proj.input_global_scale").DType);
+
+        (exit, output, error) = InspectCommandTests.Llmq("quantize", "--model", model, "--scheme", "FP8", "--dataset", text,
+            "--samples", "4", "--seq-len", "64", "--output", temp["fp8"]);
+        Assert.True(exit == 0, error);
+        Assert.Contains($"calibrating them on {text}", output);
+        using (var q = Checkpoint.Open(temp["fp8"]))
+            Assert.True(q.Contains("model.layers.4.mlp.down_proj.input_scale"));
+
+        (exit, output, error) = InspectCommandTests.Llmq("eval", "--model", temp["fp8"], "--dataset", text, "--seq-len", "64", "--max-windows", "2",
+            "--kl-base", model, "--json");
+        Assert.True(exit == 0, error);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(output)!;
+        Assert.Equal("compressed-tensors", (string)json["format"]!);
+        Assert.InRange((double)json["mean_kl"]!, 1e-7, 0.1);   // FP8 weights (inputs are not quantized in eval)
+    }
+
+    [Fact]
     public void UserErrorsAreOneLineWithExitCode2()
     {
         RandomModel.Write(temp["in"], RandomModelSpec.TinyLlama, seed: 1);
@@ -39,6 +68,8 @@ public class QuantizeCommandTests : IDisposable
             new[] { "quantize", "--model", temp["in"], "--scheme", "W4A16", "--output", temp["exists"] },
             ["quantize", "--model", temp["in"], "--scheme", "W9A9", "--output", temp["x"]],
             ["quantize", "--model", temp["nowhere"], "--scheme", "FP8_DYNAMIC", "--output", temp["x"]],
+            ["quantize", "--model", temp["in"], "--scheme", "W4A16", "--dataset", temp["text.txt"], "--output", temp["x"]],   // datafree scheme
+            ["quantize", "--model", temp["in"], "--scheme", "FP8", "--output", temp["x"]],   // built-in text, but no tokenizer
             ["decompress", temp["in"], temp["x"]],
         })
         {

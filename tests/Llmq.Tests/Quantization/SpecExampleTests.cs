@@ -1,3 +1,4 @@
+using Llmq.Formats.CompressedTensors;
 using Llmq.Numerics;
 using Llmq.Quantization;
 
@@ -122,5 +123,22 @@ public class SpecExampleTests
         var codes = new byte[160];
         FakeQuant.Quantize(x, qp, args, codes);
         Assert.Equal(6f, Float4E2M1.ToFloat(codes[64]));   // 3.40625 / 0.5 = 6.8125 → clamped to 6
+    }
+
+    [Fact]
+    public void InputScalesOfACalibratedRange()
+    {
+        // §9.3: calibration amax_x = 10 → input_global_scale = 268.8 (F32 0x43866666); FP8 (§2.3, §10.8): input_scale = amax / 448
+        var range = new ActivationRange(-10f, 7.25f);
+        var nvfp4 = new QuantizedLinear("m", SchemePresets.Get("NVFP4"), new QParams(SchemePresets.Get("NVFP4").Weights!, 1, 16), new byte[16]);
+        foreach (var precision in new[] { ModelPrecision.Float32, ModelPrecision.BFloat16 })
+            Assert.Equal(0x43866666u, BitConverter.SingleToUInt32Bits(nvfp4.WithInputs(range, precision).InputGlobalScale!.Value));
+        var fp8 = new QuantizedLinear("m", SchemePresets.Get("FP8"), new QParams(SchemePresets.Get("FP8").Weights!, 1, 16), new byte[16]);
+        Assert.Equal(10f / 448f, fp8.WithInputs(range, ModelPrecision.Float32).InputScale);
+        Assert.Equal(0x3CB70000u, BitConverter.SingleToUInt32Bits(fp8.WithInputs(range, ModelPrecision.BFloat16).InputScale!.Value));   // bf16(0.0223214) = 0.0223389
+        Assert.Null(fp8.WithInputs(range, ModelPrecision.Float32).InputZeroPoint);
+        Assert.Throws<LlmqException>(() => fp8.WithInputs(null, ModelPrecision.Float32));
+        var dynamic = new QuantizedLinear("m", SchemePresets.Get("FP8_DYNAMIC"), new QParams(SchemePresets.Get("FP8_DYNAMIC").Weights!, 1, 16), new byte[16]);
+        Assert.Equal(dynamic, dynamic.WithInputs(null, ModelPrecision.Float32));   // dynamic inputs store nothing
     }
 }

@@ -9,6 +9,12 @@ namespace Llmq.Formats.CompressedTensors;
 public readonly record struct ActivationRange(float Min, float Max)
 {
     public float AbsMax => MathF.Max(MathF.Abs(Min), MathF.Abs(Max));
+
+    /// <summary>The range covering this one and <paramref name="other"/> (<c>static_minmax</c>'s update).</summary>
+    public ActivationRange Union(ActivationRange other) => new(MathF.Min(Min, other.Min), MathF.Max(Max, other.Max));
+
+    /// <summary>The range as values of the model dtype.</summary>
+    public ActivationRange RoundedTo(ModelPrecision precision) => new(precision.Round(Min), precision.Round(Max));
 }
 
 /// <summary>
@@ -33,16 +39,28 @@ public sealed record QuantizedLinear(string Module, QuantizationScheme Scheme, Q
     {
         var codes = ReusableArrays<byte>.Rent(weight.Length);
         FakeQuant.Quantize(weight, qparams, scheme.Weights!, codes);
-        var linear = new QuantizedLinear(module, scheme, qparams, codes);
-        if (scheme.InputActivations is not { } a || a.Dynamic == DynamicMode.Dynamic) return linear;
+        return new QuantizedLinear(module, scheme, qparams, codes).WithInputs(input, precision);
+    }
+
+    /// <summary>
+    /// This Linear with the stored input parameters of its scheme (spec §2.0, §10.8), from the observed range of its input:
+    /// static tensor inputs get <c>input_scale</c> (FP8: <c>amax / 448</c>; int: amax / 127.5, plus a zero point when
+    /// asymmetric), "local" tensor_group inputs (NVFP4) <c>input_global_scale = 2688 / amax</c> in float32. The range is first
+    /// rounded to the model dtype, the dtype the observed activations have in the reference; the scale is computed in it.
+    /// Dynamic or absent input quantization stores nothing.
+    /// </summary>
+    public QuantizedLinear WithInputs(ActivationRange? input, ModelPrecision precision)
+    {
+        if (Scheme.InputActivations is not { } a || a.Dynamic == DynamicMode.Dynamic) return this;
         if (input is not { } range)
-            throw new LlmqException($"{module}: scheme needs calibrated input ranges (static input quantization); none were given");
+            throw new LlmqException($"{Module}: scheme needs calibrated input ranges (static input quantization); none were given");
+        range = range.RoundedTo(precision);
         if (a.Dynamic == DynamicMode.Local)
-            return linear with { InputGlobalScale = QParams.TensorGroupGlobalScale(range.AbsMax) };
+            return this with { InputGlobalScale = QParams.TensorGroupGlobalScale(range.AbsMax) };
         if (a.ResolvedStrategy != QuantizationStrategy.Tensor)
-            throw new LlmqException($"{module}: static input quantization with strategy {QuantizationArgs.Name(a.ResolvedStrategy)} is not supported");
+            throw new LlmqException($"{Module}: static input quantization with strategy {QuantizationArgs.Name(a.ResolvedStrategy)} is not supported");
         var (scale, zp) = QParams.ComputeSlot(range.Min, range.Max, a, precision);
-        return linear with { InputScale = scale, InputZeroPoint = a.Symmetric ? null : zp };
+        return this with { InputScale = scale, InputZeroPoint = a.Symmetric ? null : zp };
     }
 }
 

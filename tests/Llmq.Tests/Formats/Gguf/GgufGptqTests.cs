@@ -118,7 +118,7 @@ public class GgufGptqTests
         var model = SharedData.Path("models/stories260K-hf");
         var text = File.ReadAllText(SharedData.Path("data/tinystories/tinystories_val_moe-routing-bench.txt"));
         var paragraphs = TextSource.Paragraphs(text).ToList();
-        var evaluated = TextSource.FromText("first 200 paragraphs", string.Join("\n\n", paragraphs.Take(200)));
+        var evaluated = TextSource.FromText("first 100 paragraphs", string.Join("\n\n", paragraphs.Take(100)));
         var calibration = TextSource.FromText("held-apart paragraphs", string.Join("\n\n", paragraphs.Skip(1200).Take(400)));
         var tokens = Perplexity.TokenStream(evaluated, ModelTokenizer.Load(model));
         using var dir = new TempDirectory();
