@@ -12,7 +12,7 @@ namespace Llmq.Bench;
 /// </summary>
 static class QuantizeBench
 {
-    static string Root => Environment.GetEnvironmentVariable("LLMQ_BENCH_DIR") ?? "/tmp/llmq-bench";
+    public static string Root => Environment.GetEnvironmentVariable("LLMQ_BENCH_DIR") ?? "/tmp/llmq-bench";
     public static string ModelDir => Path.Combine(Root, "llama1b-bf16");
 
     /// <summary>Makes the model when it is not there yet.</summary>

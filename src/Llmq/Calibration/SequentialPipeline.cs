@@ -31,7 +31,7 @@ public readonly record struct OneshotProgress(int Layer, int Layers, TimeSpan El
 /// hidden = embed(samples)                                   [samples · seqLen × hidden]
 /// for each decoder layer:
 ///     load it (float32 copies)
-///     calibrate: run it over all samples, one observer seeing each distinct Linear input once (q/k/v share one input, as do
+///     calibrate: run it over all samples (GPTQ: only up to down_proj's input, the outputs are discarded), one observer seeing each distinct Linear input once (q/k/v share one input, as do
 ///                gate/up) and accumulating what the schemes need: H = 2/n·Σ xxᵀ for GPTQ, and the running min / max of the
 ///                input (static_minmax) for static or "local" input scales (FP8 input_scale, NVFP4 input_global_scale)
 ///     quantize:  GPTQ each targeted Linear with its Hessian, writing Ŵ back into the layer, or round to nearest
@@ -99,7 +99,8 @@ public static class SequentialPipeline
                         span = scratch.AsSpan(0, span.Length);
                     }
                     stats.BeginBatch(count);
-                    model.ForwardLayer(weights, span, count, seqLen, stats);
+                    if (gptq) model.ObserveLinearInputs(weights, span, count, seqLen, stats);   // outputs discarded: stop at the last input
+                    else model.ForwardLayer(weights, span, count, seqLen, stats);
                     cancellation.ThrowIfCancellationRequested();
                 });
                 timings.Hessian += statistics.HessianSeconds;
@@ -173,8 +174,8 @@ public static class SequentialPipeline
     }
 
     /// <summary>
-    /// What one calibration pass collects per distinct Linear input: running-average Hessians (after n sequences
-    /// H = 2/n·Σ xxᵀ, spec §6.1) for the Linears GPTQ solves, and running min / max (<c>static_minmax</c>: over all calibration
+    /// What one calibration pass collects per distinct Linear input: Hessians (the sum 2·Σ xxᵀ, divided by the n sequences
+    /// when asked for: H = 2/n·Σ xxᵀ, spec §6.1) for the Linears GPTQ solves, and running min / max (<c>static_minmax</c>: over all calibration
     /// tokens) for the Linears whose schemes store input scales. q/k/v (gate/up) report one input three (two) times: it is
     /// observed once, under the first name.
     /// </summary>
@@ -218,19 +219,19 @@ public static class SequentialPipeline
             if (!hessian) return;
             _hessian.Start();
             if (!_hessians.TryGetValue(key, out var entry)) _hessians[key] = entry = (new float[cols * cols], cols);
-            var n = _sequences.GetValueOrDefault(key);
-            var total = n + _batchSequences;
-            if (n > 0) TensorPrimitives.Multiply(entry.H, (float)n / total, entry.H);
-            Gemm.AddXtX(input, rows, cols, entry.H, 2f / total);
-            _sequences[key] = total;
+            Gemm.AddXtX(input, rows, cols, entry.H, 2f);   // the sum 2·Σ xxᵀ; divided by n once, in HessianOf
+            _sequences[key] = _sequences.GetValueOrDefault(key) + _batchSequences;
             _hessian.Stop();
         }
 
-        /// <summary>A fresh copy of the Hessian for <paramref name="linear"/> (GPTQ overwrites it).</summary>
+        /// <summary>A fresh copy of the Hessian H = 2/n·Σ xxᵀ for <paramref name="linear"/> (GPTQ overwrites it).</summary>
         public float[] HessianOf(string linear)
         {
-            return _hessians.TryGetValue(InputOf(linear), out var entry) ? (float[])entry.H.Clone()
-                : throw new LlmqException($"{linear}: no calibration input was observed");
+            var key = InputOf(linear);
+            if (!_hessians.TryGetValue(key, out var entry)) throw new LlmqException($"{linear}: no calibration input was observed");
+            var h = GC.AllocateUninitializedArray<float>(entry.H.Length);
+            TensorPrimitives.Multiply(entry.H, 1f / _sequences[key], h);
+            return h;
         }
 
         /// <summary>The observed input range of <paramref name="linear"/>; null when its scheme stores no input scales.</summary>

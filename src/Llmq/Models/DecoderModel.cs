@@ -149,7 +149,10 @@ public sealed class DecoderModel : IDisposable
     /// per call, all batch · seqLen rows at once (calibration sizes its batches; scratch is about
     /// batch · seqLen · (3 · intermediate + 4 · hidden) floats). Without one, large batches run a few samples at a time.
     /// </summary>
-    public void ForwardLayer(DecoderLayerWeights w, Span<float> hidden, int batch, int seqLen, ILinearInputObserver? observer = null)
+    public void ForwardLayer(DecoderLayerWeights w, Span<float> hidden, int batch, int seqLen, ILinearInputObserver? observer = null) =>
+        ForwardLayer(w, hidden, batch, seqLen, observer, inputsOnly: false);
+
+    void ForwardLayer(DecoderLayerWeights w, Span<float> hidden, int batch, int seqLen, ILinearInputObserver? observer, bool inputsOnly)
     {
         long needed = (long)batch * seqLen * HiddenSize;
         if (batch <= 0 || seqLen <= 0) throw new ArgumentOutOfRangeException(nameof(batch), "batch and seqLen must be positive");
@@ -160,16 +163,28 @@ public sealed class DecoderModel : IDisposable
         Rope.EnsurePositions(seqLen);
         long scratchPerToken = HiddenSize + 2L * (Heads + 2 * KvHeads) * HeadDim + Heads * HeadDim + 3L * IntermediateSize;
         int chunkTokens = (int)Math.Min(ChunkTokens, ScratchBudget / scratchPerToken);
-        int chunk = observer is null ? Math.Max(1, Math.Min(batch, chunkTokens / seqLen)) : batch;
+        // equal chunks (8 samples in two chunks of 4, not 7 + 1): a small last chunk runs its GEMMs far below full speed
+        int maxChunk = Math.Max(1, Math.Min(batch, chunkTokens / seqLen)), pieces = (batch + maxChunk - 1) / maxChunk;
+        int chunk = observer is null ? (batch + pieces - 1) / pieces : batch;
         using var buffers = new LayerBuffers(chunk * seqLen, HiddenSize, Heads * HeadDim, KvHeads * HeadDim, IntermediateSize);
         for (int s0 = 0; s0 < batch; s0 += chunk)
         {
             int samples = Math.Min(chunk, batch - s0);
-            ForwardChunk(w, hidden.Slice(s0 * seqLen * HiddenSize, samples * seqLen * HiddenSize), samples, seqLen, observer, buffers);
+            ForwardChunk(w, hidden.Slice(s0 * seqLen * HiddenSize, samples * seqLen * HiddenSize), samples, seqLen, observer, buffers, inputsOnly);
         }
     }
 
-    void ForwardChunk(DecoderLayerWeights w, Span<float> hidden, int batch, int seqLen, ILinearInputObserver? observer, LayerBuffers b)
+    /// <summary>Runs the layer only as far as <paramref name="observer"/> needs: every Linear's input is observed, but the
+    /// last product (down_proj), whose output only the next layer would see, is skipped. <paramref name="hidden"/> is
+    /// used as scratch and left undefined — a calibration pass whose outputs are discarded.</summary>
+    public void ObserveLinearInputs(DecoderLayerWeights w, Span<float> hidden, int batch, int seqLen, ILinearInputObserver observer)
+    {
+        ArgumentNullException.ThrowIfNull(observer);
+        ForwardLayer(w, hidden, batch, seqLen, observer, inputsOnly: true);
+    }
+
+    void ForwardChunk(DecoderLayerWeights w, Span<float> hidden, int batch, int seqLen, ILinearInputObserver? observer, LayerBuffers b,
+        bool inputsOnly)
     {
         int tokens = batch * seqLen, h = HiddenSize, inter = IntermediateSize;
         int qDim = Heads * HeadDim, kvDim = KvHeads * HeadDim, qkvDim = qDim + 2 * kvDim;
@@ -194,7 +209,7 @@ public sealed class DecoderModel : IDisposable
         SwiGlu.Rows(b.GateUp, b.Act, tokens, inter);
         var act = b.Act.AsSpan(0, tokens * inter);
         observer?.Observe(names[6], act, tokens, inter);
-        Gemm.MatMulTransposeB(act, w.Down, hidden, tokens, h, inter, accumulate: true);
+        if (!inputsOnly) Gemm.MatMulTransposeB(act, w.Down, hidden, tokens, h, inter, accumulate: true);
     }
 
     /// <summary>Scratch for one chunk of tokens, rented from the shared pool so repeated layers reuse it.</summary>

@@ -132,6 +132,23 @@ public class DecoderModelTests
     }
 
     [Fact]
+    public void ObservingLinearInputsSeesWhatTheFullForwardSees()
+    {
+        var spec = new TinySpec("Qwen2ForCausalLM", QkvBias: true);
+        using var model = new DecoderModel(TinyModels.Weights(spec, 11), TinyModels.Config(spec));
+        var layer = model.LoadLayer(1);
+        var hidden = model.Embed(TinyModels.Tokens(3 * 9, spec.Vocab, 12));
+        var full = new Recorder();
+        var inputsOnly = new Recorder();
+        model.ForwardLayer(layer, hidden.ToArray(), 3, 9, full);
+        model.ObserveLinearInputs(layer, hidden.ToArray(), 3, 9, inputsOnly);
+
+        Assert.Equal(full.Calls.Select(c => (c.Name, c.Rows, c.Cols)), inputsOnly.Calls.Select(c => (c.Name, c.Rows, c.Cols)));
+        for (int i = 0; i < full.Calls.Count; i++) Assert.Equal(full.Calls[i].Input, inputsOnly.Calls[i].Input);
+        Assert.Throws<ArgumentNullException>(() => model.ObserveLinearInputs(layer, hidden, 3, 9, null!));
+    }
+
+    [Fact]
     public void ReplacedLinearWeightsAreWhatTheLayerUses()
     {
         var spec = new TinySpec("LlamaForCausalLM");
