@@ -4,6 +4,7 @@ using Llmq.Algorithms;
 using Llmq.Calibration;
 using Llmq.Checkpoints;
 using Llmq.Models;
+using Llmq.Quantization;
 
 namespace Llmq.Formats.Gguf;
 
@@ -88,11 +89,12 @@ public static class GgufConverter
                     reports.Add(new GgufTensorReport(p.Gguf, type, p.Dimensions, writer.TensorBytes(p.Gguf)));
                 }
                 writer.WriteHeader();
+                var scratch = new Scratch();
                 int next = 0;
                 void WriteNext(IReadOnlyDictionary<string, byte[]>? solved)
                 {
                     progress?.Report($"[{next + 1}/{plan.Count}] {plan[next].Gguf} → {GgmlTypes.Name(reports[next].Type)}");
-                    WriteTensor(writer, checkpoint, config, plan[next], reports[next].Type, imatrix, solved?.GetValueOrDefault(plan[next].Hf));
+                    WriteTensor(writer, checkpoint, config, plan[next], reports[next].Type, imatrix, solved?.GetValueOrDefault(plan[next].Hf), scratch);
                     next++;
                 }
                 if (gptq)
@@ -182,9 +184,25 @@ public static class GgufConverter
         }
     }
 
+    /// <summary>Input elements converted, permuted and quantized per step when a tensor is streamed: memory stays at a
+    /// few such blocks however large the tensor (the 1 GB float32 of a 128k-token embedding never exists at once).
+    /// Settable so tests can stream small tensors in many steps; the output does not depend on it.</summary>
+    internal static int StreamElements { get; set; } = 1 << 22;
+
+    /// <summary>Buffers reused from tensor to tensor, so a conversion allocates them once.</summary>
+    sealed class Scratch
+    {
+        float[] _input = [], _permuted = [];
+        byte[] _output = [];
+        public Span<float> Input(int n) => Grow(ref _input, n).AsSpan(0, n);
+        public Span<float> Permuted(int n) => Grow(ref _permuted, n).AsSpan(0, n);
+        public Span<byte> Output(int n) => Grow(ref _output, n).AsSpan(0, n);
+        static T[] Grow<T>(ref T[] a, int n) => a.Length >= n ? a : a = GC.AllocateUninitializedArray<T>(n);
+    }
+
     /// <param name="solved">GPTQ's blocks for this tensor in HF row order, or null to quantize it here</param>
     static void WriteTensor(GgufWriter writer, Checkpoint checkpoint, ModelConfig config, PlannedTensor p, GgmlType type,
-        ImportanceMatrix? imatrix, byte[]? solved)
+        ImportanceMatrix? imatrix, byte[]? solved, Scratch scratch)
     {
         int cols = (int)p.Dimensions[0];
         int heads = p.Order == GgufRowOrder.PermuteQueryHeads ? config.NumAttentionHeads : config.NumKeyValueHeads;
@@ -200,19 +218,32 @@ public static class GgufConverter
             writer.WriteTensor(p.Gguf, solved);
             return;
         }
-        var weight = checkpoint.ReadFloat32(p.Hf);
-        int rows = (int)(weight.Length / Math.Max(1, cols));
-        if (p.Order != GgufRowOrder.AsIs)
-        {
-            var permuted = GC.AllocateUninitializedArray<float>(weight.Length);
-            GgufTensorNames.PermuteRows<float>(weight, permuted, heads, cols);
-            weight = permuted;
-        }
-        var bytes = GC.AllocateUninitializedArray<byte>(checked((int)GgmlTypes.RowSize(type, cols) * rows));
+        var info = checkpoint.Info(p.Hf);
+        long rows = info.ElementCount / Math.Max(1, cols);
         var importance = imatrix?.Weights(p.Gguf);
         if (importance is not null && importance.Length != cols)
             throw new LlmqException($"imatrix entry '{p.Gguf}' has {importance.Length} columns, the tensor has {cols}");
-        GgmlQuants.QuantizeRows(type, weight, bytes, cols, importance);
-        writer.WriteTensor(p.Gguf, bytes);
+        // whole heads per step, because the q/k permutation moves rows only within a head
+        long group = p.Order == GgufRowOrder.AsIs ? 1 : rows / heads;
+        if (p.Order != GgufRowOrder.AsIs && (rows % heads != 0 || group % 2 != 0))
+            throw new LlmqException($"{p.Hf}: cannot split {rows} rows into {heads} heads of even size");
+        long step = Math.Max(1, StreamElements / cols / group) * group;
+        int rowBytes = (int)GgmlTypes.RowSize(type, cols);
+        for (long r0 = 0; r0 < rows; r0 += step)
+        {
+            int n = (int)Math.Min(step, rows - r0);
+            Span<float> weight = scratch.Input(n * cols);
+            checkpoint.ReadFloat32(p.Hf, r0 * cols, weight);
+            if (p.Order != GgufRowOrder.AsIs)
+            {
+                var permuted = scratch.Permuted(weight.Length);
+                GgufTensorNames.PermuteRows<float>(weight, permuted, (int)(n / group), cols);
+                weight = permuted;
+            }
+            var bytes = scratch.Output(n * rowBytes);
+            GgmlQuants.QuantizeRows(type, weight, bytes, cols, importance);
+            writer.Write(bytes);
+        }
+        PageRelease.Release(checkpoint, info);
     }
 }
