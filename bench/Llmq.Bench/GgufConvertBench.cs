@@ -38,6 +38,41 @@ static class GgufConvertBench
         });
     }
 
+    /// <summary>One core, the Q4_K_M block kernels on random rows of 2048: the scalar reference (one sub-block search after
+    /// another) against the lane-parallel form, in million weights per CPU second.</summary>
+    public static void RunKernels()
+    {
+        const int cols = 2048, rows = 2048;
+        var x = BenchReport.RandomMatrix((long)rows * cols, seed: 6);
+        foreach (var type in new[] { GgmlType.Q4_K, GgmlType.Q6_K })
+        {
+            var y = new byte[GgmlTypes.RowSize(type, cols)];
+            void Rows(bool reference)
+            {
+                for (int r = 0; r < rows; r++)
+                {
+                    var row = x.AsSpan(r * cols, cols);
+                    if (type == GgmlType.Q6_K)
+                    {
+                        if (reference) BlockQ6K.QuantizeRowReference(row, y, default);
+                        else BlockQ6K.QuantizeRow(row, y, default);
+                    }
+                    else if (reference) BlockQ4K.QuantizeRowReference(row, y, default, 15, BlockQ4K.Q4KBytes);
+                    else BlockQ4K.QuantizeRowQ4K(row, y, default);
+                }
+            }
+            var scalar = BenchReport.Best(() => Rows(reference: true), maxRuns: 2);
+            var lanes = BenchReport.Best(() => Rows(reference: false), maxRuns: 3);
+            double weights = (double)rows * cols / 1e6;
+            BenchReport.Line(new
+            {
+                bench = "gguf-kernels", type = GgmlTypes.Name(type),
+                scalar_mweights_per_cpu_s = BenchReport.Round(weights / scalar.Cpu, 1), lanes_mweights_per_cpu_s = BenchReport.Round(weights / lanes.Cpu, 1),
+                speedup_cpu = BenchReport.Round(scalar.Cpu / lanes.Cpu, 1), speedup_wall = BenchReport.Round(scalar.Wall / lanes.Wall, 1),
+            });
+        }
+    }
+
     /// <summary>Every tensor read once and converted to float32 into one reused buffer.</summary>
     static void ReadOnce()
     {

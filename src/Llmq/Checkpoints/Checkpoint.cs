@@ -196,16 +196,26 @@ public sealed unsafe class Checkpoint : ITensorSource, IDisposable
     /// must be its element count. Large tensors convert in parallel.</summary>
     public void ReadFloat32(string name, Span<float> destination)
     {
-        var (file, info) = Lookup(name);
+        var info = Info(name);
         if (destination.Length != info.ElementCount)
             throw new ArgumentException($"tensor '{name}' has {info.ElementCount} elements, destination {destination.Length}", nameof(destination));
+        ReadFloat32(name, 0, destination);
+    }
+
+    /// <summary>Converts elements [<paramref name="first"/>, first + destination.Length) of the tensor (in row-major
+    /// order) to float32: a large tensor streamed a block of rows at a time.</summary>
+    public void ReadFloat32(string name, long first, Span<float> destination)
+    {
+        var (file, info) = Lookup(name);
+        if (first < 0 || first + destination.Length > info.ElementCount)
+            throw new ArgumentException($"tensor '{name}' has {info.ElementCount} elements, elements [{first}, {first + destination.Length}) asked for", nameof(destination));
         if (info.DType is not (DType.F32 or DType.F16 or DType.BF16 or DType.F64))
             throw new LlmqException($"{info.File}: tensor '{name}' is {info.DType}, which does not convert to float32 directly");
-        byte* source = file.Pointer(info);
+        byte* source = file.Pointer(info) + first * DTypes.Size(info.DType);
         fixed (float* target = destination)
         {
             const int chunk = 1 << 20;
-            long n = info.ElementCount;
+            long n = destination.Length;
             if (n <= 2 * chunk)
             {
                 Convert(info.DType, source, target, (int)n);
@@ -215,8 +225,8 @@ public sealed unsafe class Checkpoint : ITensorSource, IDisposable
             int size = DTypes.Size(info.DType);
             Parallel.For(0, (int)((n + chunk - 1) / chunk), c =>
             {
-                long first = (long)c * chunk;
-                Convert(info.DType, (byte*)s + first * size, (float*)t + first, (int)Math.Min(chunk, n - first));
+                long begin = (long)c * chunk;
+                Convert(info.DType, (byte*)s + begin * size, (float*)t + begin, (int)Math.Min(chunk, n - begin));
             });
         }
     }

@@ -30,17 +30,17 @@ public static class Observers
     /// <summary>Per-slot minima and maxima of a weight (rows in parallel, reductions vectorized).</summary>
     public static void SlotMinMax(ReadOnlySpan<float> weight, QParams qp, Span<float> mins, Span<float> maxs)
     {
+        if (qp.RowsPerSlot == 1 && qp.GroupIndex is null && qp.SlotCount > 1)
+        {
+            SlotMinMaxKernels.RowSlots(weight, qp, mins, maxs);
+            return;
+        }
         mins.Fill(float.PositiveInfinity);
         maxs.Fill(float.NegativeInfinity);
         if (qp.SlotCount == 1)
         {
             mins[0] = TensorPrimitives.Min(weight);
             maxs[0] = TensorPrimitives.Max(weight);
-            return;
-        }
-        if (qp.RowsPerSlot == 1 && qp.GroupIndex is null)
-        {
-            SlotMinMaxKernels.RowSlots(weight, qp, mins, maxs);
             return;
         }
         var mn = new float[qp.SlotCount];
@@ -102,10 +102,12 @@ public sealed class MinMaxObserver : IWeightObserver
         float? globalScale = null, int[]? groupIndex = null)
     {
         var qp = new QParams(args, rows, cols, groupIndex) { GlobalScale = Observers.GlobalScaleFor(weight, args, globalScale) };
-        var mins = new float[qp.SlotCount];
-        var maxs = new float[qp.SlotCount];
+        var mins = ReusableArrays<float>.Rent(qp.SlotCount);
+        var maxs = ReusableArrays<float>.Rent(qp.SlotCount);
         Observers.SlotMinMax(weight, qp, mins, maxs);
         qp.SetFromMinMax(mins, maxs, args, precision);
+        ReusableArrays<float>.Return(mins);
+        ReusableArrays<float>.Return(maxs);
         return qp;
     }
 }

@@ -40,6 +40,15 @@ public class CheckpointTests : TempDirectoryTests
         Assert.Throws<LlmqException>(() => checkpoint.ReadFloat32("i8"));
         Assert.Throws<LlmqException>(() => checkpoint.Info("absent"));
         Assert.Throws<ArgumentException>(() => checkpoint.ReadFloat32("f32", new float[5]));
+        // a range of elements, as a streaming reader takes a block of rows at a time
+        foreach (var name in new[] { "f32", "bf16", "f16", "f64" })
+        {
+            var part = new float[3];
+            checkpoint.ReadFloat32(name, 2, part);
+            Assert.Equal(checkpoint.ReadFloat32(name)[2..5], part);
+        }
+        Assert.Throws<ArgumentException>(() => checkpoint.ReadFloat32("f32", 4, new float[3]));
+        Assert.Throws<ArgumentException>(() => checkpoint.ReadFloat32("f32", -1, new float[1]));
     }
 
     [Fact]

@@ -27,9 +27,10 @@ public sealed class Nvfp4PackQuantized : ILinearCompressor
     {
         var (qp, m) = (linear.QParams, linear.Module);
         Fp4Packing.WritePacked(writer, m, linear.Codes, qp);
-        var scales = GC.AllocateUninitializedArray<byte>(qp.Scale.Length);
+        var scales = ReusableArrays<byte>.Rent(qp.Scale.Length);
         Float8E4M3.FromFloat32(qp.Scale, scales);   // the scales are already FP8 values: this only takes their bytes
         writer.Add(m + ".weight_scale", DType.F8_E4M3, [qp.ScaleRows, qp.ScaleCols], scales);
+        ReusableArrays<byte>.Return(scales);
         writer.AddFloat32(m + ".weight_global_scale", [1], [qp.GlobalScale ?? throw new ArgumentException($"{m}: NVFP4 needs a global scale")], DType.F32);
         LinearCompressors.WriteInputs(writer, linear, modelDtype);
     }
@@ -64,9 +65,10 @@ public sealed class Mxfp4PackQuantized : ILinearCompressor
     {
         var (qp, m) = (linear.QParams, linear.Module);
         Fp4Packing.WritePacked(writer, m, linear.Codes, qp);
-        var exponents = GC.AllocateUninitializedArray<byte>(qp.Scale.Length);
+        var exponents = ReusableArrays<byte>.Rent(qp.Scale.Length);
         for (int i = 0; i < exponents.Length; i++) exponents[i] = (byte)(Math.ILogB(qp.Scale[i]) + 127);
         writer.Add(m + ".weight_scale", DType.U8, [qp.ScaleRows, qp.ScaleCols], exponents);
+        ReusableArrays<byte>.Return(exponents);
         LinearCompressors.WriteInputs(writer, linear, modelDtype);
     }
 
@@ -85,10 +87,11 @@ static class Fp4Packing
     public static void WritePacked(SafetensorsWriter writer, string module, byte[] codes, QParams qp)
     {
         if (qp.Cols % 2 != 0) throw new LlmqException($"{module}: FP4 packing needs an even number of input columns, not {qp.Cols}");
-        var packed = GC.AllocateUninitializedArray<byte>(codes.Length / 2);
+        var packed = ReusableArrays<byte>.Rent(codes.Length / 2);
         int half = qp.Cols / 2;
         Parallel.For(0, qp.Rows, r => Float4E2M1.PackPairs(codes.AsSpan(r * qp.Cols, qp.Cols), packed.AsSpan(r * half, half)));
         writer.Add(module + ".weight_packed", DType.U8, [qp.Rows, half], packed);
+        ReusableArrays<byte>.Return(packed);
     }
 
     public static (byte[] Codes, int Rows, int Cols) ReadPacked(Checkpoint checkpoint, string module)

@@ -28,11 +28,12 @@ public sealed class PackQuantized : ILinearCompressor
     {
         var (qp, args, m) = (linear.QParams, linear.Weights, linear.Module);
         int bits = args.NumBits, rows = qp.Rows, cols = qp.Cols, wordsPerRow = IntPacking.WordCount(cols, bits);
-        var packed = GC.AllocateUninitializedArray<int>(rows * wordsPerRow);
+        var packed = ReusableArrays<int>.Rent(rows * wordsPerRow);
         var codes = linear.Codes;
         Parallel.For(0, rows, r =>
             IntPacking.Pack(MemoryMarshal.Cast<byte, sbyte>(codes.AsSpan(r * cols, cols)), bits, packed.AsSpan(r * wordsPerRow, wordsPerRow)));
         writer.Add(m + ".weight_packed", DType.I32, [rows, wordsPerRow], MemoryMarshal.AsBytes(packed.AsSpan()));
+        ReusableArrays<int>.Return(packed);
         writer.AddFloat32(m + ".weight_scale", LinearCompressors.ScaleShape(qp, args), qp.Scale, modelDtype);
         writer.Add(m + ".weight_shape", DType.I64, [2], MemoryMarshal.AsBytes<long>([rows, cols]));
         if (qp.ZeroPoint is { } zp)

@@ -37,7 +37,7 @@ public sealed record QuantizedLinear(string Module, QuantizationScheme Scheme, Q
     public static QuantizedLinear Create(string module, QuantizationScheme scheme, ReadOnlySpan<float> weight, QParams qparams,
         ModelPrecision precision, ActivationRange? input = null)
     {
-        var codes = GC.AllocateUninitializedArray<byte>(weight.Length);
+        var codes = ReusableArrays<byte>.Rent(weight.Length);
         FakeQuant.Quantize(weight, qparams, scheme.Weights!, codes);
         return new QuantizedLinear(module, scheme, qparams, codes).WithInputs(input, precision);
     }
@@ -94,8 +94,12 @@ public static class LinearCompressors
 
     /// <summary>Quantizes and writes one Linear: the single call a quantization algorithm needs to emit a module.</summary>
     public static void WriteLinear(SafetensorsWriter writer, string module, QuantizationScheme scheme, ReadOnlySpan<float> weight,
-        QParams qparams, DType modelDtype, ActivationRange? input = null) =>
-        For(scheme.ResolvedFormat).Write(writer, QuantizedLinear.Create(module, scheme, weight, qparams, Precision(modelDtype), input), modelDtype);
+        QParams qparams, DType modelDtype, ActivationRange? input = null)
+    {
+        var linear = QuantizedLinear.Create(module, scheme, weight, qparams, Precision(modelDtype), input);
+        For(scheme.ResolvedFormat).Write(writer, linear, modelDtype);
+        ReusableArrays<byte>.Return(linear.Codes);   // written and dropped: the next Linear of this shape reuses its pages
+    }
 
     /// <summary>The scale precision of a model dtype (F32, BF16, F16).</summary>
     public static ModelPrecision Precision(DType dtype) => dtype switch

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.Intrinsics;
 
 namespace Llmq.Formats.Gguf;
 
@@ -24,24 +25,91 @@ internal static class BlockQ4K
 
     static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int nmax, int blockBytes)
     {
-        Span<byte> L = stackalloc byte[QK];
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            QuantizeRowReference(x, y, importance, nmax, blockBytes);
+            return;
+        }
+        // Two super-blocks per pass: their 16 sub-blocks run the scale search side by side, one per lane.
+        const int Sub = 32, Pair = 2;
+        Span<Vector512<float>> xt = stackalloc Vector512<float>[Sub];
+        Span<Vector512<float>> wt = stackalloc Vector512<float>[Sub];
+        Span<Vector512<float>> lt = stackalloc Vector512<float>[Sub];
+        Span<Vector512<float>> laux = stackalloc Vector512<float>[Sub];
+        Span<float> scales = stackalloc float[QuantMathLanes.Lanes];
+        Span<float> mins = stackalloc float[QuantMathLanes.Lanes];
+        Span<float> sw = stackalloc float[QuantMathLanes.Lanes];
+        Span<float> levels = stackalloc float[Sub * QuantMathLanes.Lanes];
+        Span<float> sigma2 = stackalloc float[QuantMathLanes.Lanes];
+        Span<int> L = stackalloc int[QK];
+        int nb = x.Length / QK;
+        for (int i = 0; i < nb; i += Pair)
+        {
+            int count = Math.Min(Pair, nb - i);
+            QuantMathLanes.Transpose(x.Slice(i * QK, count * QK), Sub, xt);
+            Vector512<float> scale, min;
+            if (importance.IsEmpty)
+            {
+                var sumX2 = Vector512<float>.Zero;
+                for (int l = 0; l < Sub; ++l) sumX2 += xt[l] * xt[l];
+                var avX = Vector512.Sqrt(sumX2 / Vector512.Create(32f));
+                for (int l = 0; l < Sub; ++l) wt[l] = avX + Vector512.Abs(xt[l]);
+                scale = nmax == 15
+                    ? QuantMathLanes.MakeQkxQuants(15, xt, wt, lt, laux, out min, -1f, 0.1f, 20, false, guardedLevels: false)
+                    : QuantMathLanes.MakeQkxQuants(31, xt, wt, lt, laux, out min, -0.5f, 0.1f, 15, false, guardedLevels: false);
+            }
+            else
+            {
+                // sigma² of each super-block, summed in ggml's order; lanes 0–7 belong to the first, 8–15 to the second
+                for (int b = 0; b < count; b++)
+                {
+                    var xb = x.Slice((i + b) * QK, QK);
+                    float sumX2 = 0;
+                    for (int l = 0; l < QK; ++l) sumX2 += xb[l] * xb[l];
+                    sigma2.Slice(b * 8, 8).Fill(2 * sumX2 / QK);
+                }
+                var sig = Vector512.Create<float>(sigma2);
+                QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
+                var sumw = Vector512<float>.Zero;
+                for (int l = 0; l < Sub; ++l)
+                {
+                    wt[l] *= Vector512.Sqrt(sig + xt[l] * xt[l]);
+                    sumw += wt[l];
+                }
+                sumw.CopyTo(sw);
+                scale = QuantMathLanes.MakeQkxQuants(nmax, xt, wt, lt, laux, out min, -0.9f, 0.05f, 36, false, guardedLevels: true);
+            }
+            scale.CopyTo(scales);
+            min.CopyTo(mins);
+            System.Runtime.InteropServices.MemoryMarshal.Cast<Vector512<float>, float>(lt).CopyTo(levels);
+            for (int b = 0; b < count; b++)
+            {
+                for (int j = 0; j < 8; ++j)
+                    for (int l = 0; l < Sub; ++l)
+                        L[Sub * j + l] = (int)levels[l * QuantMathLanes.Lanes + 8 * b + j];
+                EncodeBlock(x.Slice((i + b) * QK, QK), y.Slice((i + b) * blockBytes, blockBytes), scales.Slice(8 * b, 8), mins.Slice(8 * b, 8),
+                    importance.IsEmpty ? default : sw.Slice(8 * b, 8), L, nmax);
+            }
+        }
+    }
+
+    /// <summary>The scalar form, one sub-block search after another: the reference the lane-parallel form is tested
+    /// against, and the path on hardware without 512-bit vectors.</summary>
+    internal static void QuantizeRowReference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int nmax, int blockBytes)
+    {
+        Span<byte> levels = stackalloc byte[QK];
+        Span<int> L = stackalloc int[QK];
         Span<byte> Laux = stackalloc byte[32];
         Span<float> weights = stackalloc float[32];
         Span<float> mins = stackalloc float[QK / 32];
         Span<float> scales = stackalloc float[QK / 32];
         Span<float> sw = stackalloc float[QK / 32];
-        Span<byte> Ls = stackalloc byte[QK / 32];
-        Span<byte> Lm = stackalloc byte[QK / 32];
         int nb = x.Length / QK;
         for (int i = 0; i < nb; i++)
         {
             var xb = x.Slice(i * QK, QK);
-            var yb = y.Slice(i * blockBytes, blockBytes);
-            var sc = yb.Slice(4, 12);
-            sc.Clear();
             if (importance.IsEmpty)
             {
-                float maxScale = 0, maxMin = 0;
                 for (int j = 0; j < QK / 32; ++j)
                 {
                     var xs = xb.Slice(32 * j, 32);
@@ -50,21 +118,9 @@ internal static class BlockQ4K
                     float avX = MathF.Sqrt(sumX2 / 32);
                     for (int l = 0; l < 32; ++l) weights[l] = avX + MathF.Abs(xs[l]);
                     scales[j] = nmax == 15
-                        ? QuantMath.MakeQkx2Quants(32, 15, xs, weights, L.Slice(32 * j, 32), out mins[j], Laux, -1f, 0.1f, 20, false)
-                        : QuantMath.MakeQkx2Quants(32, 31, xs, weights, L.Slice(32 * j, 32), out mins[j], Laux, -0.5f, 0.1f, 15, false);
-                    if (scales[j] > maxScale) maxScale = scales[j];
-                    if (mins[j] > maxMin) maxMin = mins[j];
+                        ? QuantMath.MakeQkx2Quants(32, 15, xs, weights, levels.Slice(32 * j, 32), out mins[j], Laux, -1f, 0.1f, 20, false)
+                        : QuantMath.MakeQkx2Quants(32, 31, xs, weights, levels.Slice(32 * j, 32), out mins[j], Laux, -0.5f, 0.1f, 15, false);
                 }
-                float invScale = maxScale > 0 ? 63f / maxScale : 0f;
-                float invMin = maxMin > 0 ? 63f / maxMin : 0f;
-                for (int j = 0; j < QK / 32; ++j)
-                {
-                    byte ls = (byte)QuantMath.NearestInt(invScale * scales[j]);
-                    byte lm = (byte)QuantMath.NearestInt(invMin * mins[j]);
-                    QuantMath.PutScaleMinK4(j, Math.Min((byte)63, ls), Math.Min((byte)63, lm), sc);
-                }
-                BinaryPrimitives.WriteUInt16LittleEndian(yb, QuantMath.ToHalf(maxScale / 63f));
-                BinaryPrimitives.WriteUInt16LittleEndian(yb[2..], QuantMath.ToHalf(maxMin / 63f));
             }
             else
             {
@@ -80,61 +136,94 @@ internal static class BlockQ4K
                     float sumw = 0;
                     for (int l = 0; l < 32; ++l) sumw += weights[l];
                     sw[j] = sumw;
-                    scales[j] = QuantMath.MakeQkx3Quants(32, nmax, xs, weights, L.Slice(32 * j, 32), out mins[j], Laux, -0.9f, 0.05f, 36, false);
+                    scales[j] = QuantMath.MakeQkx3Quants(32, nmax, xs, weights, levels.Slice(32 * j, 32), out mins[j], Laux, -0.9f, 0.05f, 36, false);
                 }
-                float dBlock = QuantMath.MakeQpQuants(QK / 32, 63, scales, Ls, sw);
-                float mBlock = QuantMath.MakeQpQuants(QK / 32, 63, mins, Lm, sw);
-                // A negative sub-block scale wraps to a byte above 63; ggml clamps it for Q5_K but not for Q4_K, where
-                // its stray high bits land in the packed array as they do in llama.cpp.
-                for (int j = 0; j < QK / 32; ++j)
-                {
-                    if (nmax == 15) QuantMath.PutScaleMinK4(j, Ls[j], Lm[j], sc);
-                    else QuantMath.PutScaleMinK4(j, Math.Min((byte)63, Ls[j]), Math.Min((byte)63, Lm[j]), sc);
-                }
-                BinaryPrimitives.WriteUInt16LittleEndian(yb, QuantMath.ToHalf(dBlock));
-                BinaryPrimitives.WriteUInt16LittleEndian(yb[2..], QuantMath.ToHalf(mBlock));
             }
+            for (int l = 0; l < QK; ++l) L[l] = levels[l];
+            EncodeBlock(xb, y.Slice(i * blockBytes, blockBytes), scales, mins, importance.IsEmpty ? default : sw, L, nmax);
+        }
+    }
 
-            float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb));
-            float mAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[2..]));
+    /// <summary>Everything after the sub-block searches: 6-bit sub-block scales and mins under f16 d and dmin (rounded
+    /// against the largest, or by make_qp_quants when <paramref name="sw"/> holds importance sums), the levels requantized
+    /// with those rounded scales (a sub-block whose scale rounds to 0 keeps its search levels, given in <paramref name="L"/>),
+    /// and the packing.</summary>
+    static void EncodeBlock(ReadOnlySpan<float> xb, Span<byte> yb, ReadOnlySpan<float> scales, ReadOnlySpan<float> mins,
+        ReadOnlySpan<float> sw, Span<int> L, int nmax)
+    {
+        var sc = yb.Slice(4, 12);
+        sc.Clear();
+        if (sw.IsEmpty)
+        {
+            float maxScale = 0, maxMin = 0;
             for (int j = 0; j < QK / 32; ++j)
             {
-                QuantMath.GetScaleMinK4(j, sc, out byte s, out byte m);
-                float d = dAll * s;
-                if (d == 0) continue;
-                float dm = mAll * m;
-                for (int ii = 0; ii < 32; ++ii)
-                {
-                    int l = QuantMath.NearestInt((xb[32 * j + ii] + dm) / d);
-                    L[32 * j + ii] = (byte)Math.Clamp(l, 0, nmax);
-                }
+                if (scales[j] > maxScale) maxScale = scales[j];
+                if (mins[j] > maxMin) maxMin = mins[j];
             }
+            float invScale = maxScale > 0 ? 63f / maxScale : 0f;
+            float invMin = maxMin > 0 ? 63f / maxMin : 0f;
+            for (int j = 0; j < QK / 32; ++j)
+            {
+                byte ls = (byte)QuantMath.NearestInt(invScale * scales[j]);
+                byte lm = (byte)QuantMath.NearestInt(invMin * mins[j]);
+                QuantMath.PutScaleMinK4(j, Math.Min((byte)63, ls), Math.Min((byte)63, lm), sc);
+            }
+            BinaryPrimitives.WriteUInt16LittleEndian(yb, QuantMath.ToHalf(maxScale / 63f));
+            BinaryPrimitives.WriteUInt16LittleEndian(yb[2..], QuantMath.ToHalf(maxMin / 63f));
+        }
+        else
+        {
+            Span<byte> Ls = stackalloc byte[QK / 32];
+            Span<byte> Lm = stackalloc byte[QK / 32];
+            float dBlock = QuantMath.MakeQpQuants(QK / 32, 63, scales, Ls, sw);
+            float mBlock = QuantMath.MakeQpQuants(QK / 32, 63, mins, Lm, sw);
+            // A negative sub-block scale wraps to a byte above 63; ggml clamps it for Q5_K but not for Q4_K, where
+            // its stray high bits land in the packed array as they do in llama.cpp.
+            for (int j = 0; j < QK / 32; ++j)
+            {
+                if (nmax == 15) QuantMath.PutScaleMinK4(j, Ls[j], Lm[j], sc);
+                else QuantMath.PutScaleMinK4(j, Math.Min((byte)63, Ls[j]), Math.Min((byte)63, Lm[j]), sc);
+            }
+            BinaryPrimitives.WriteUInt16LittleEndian(yb, QuantMath.ToHalf(dBlock));
+            BinaryPrimitives.WriteUInt16LittleEndian(yb[2..], QuantMath.ToHalf(mBlock));
+        }
 
-            if (nmax == 15)
+        float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb));
+        float mAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[2..]));
+        for (int j = 0; j < QK / 32; ++j)
+        {
+            QuantMath.GetScaleMinK4(j, sc, out byte s, out byte m);
+            float d = dAll * s;
+            if (d == 0) continue;
+            float dm = mAll * m;
+            QuantMath.Requantize(xb.Slice(32 * j, 32), dm, d, 0, nmax, 0, L.Slice(32 * j, 32));
+        }
+
+        if (nmax == 15)
+        {
+            var q = yb.Slice(16, QK / 2);
+            for (int j = 0; j < QK; j += 64)
+                for (int l = 0; l < 32; ++l)
+                    q[j / 2 + l] = (byte)(L[j + l] | (L[j + l + 32] << 4));
+        }
+        else
+        {
+            var qh = yb.Slice(16, QK / 8);
+            var ql = yb.Slice(48, QK / 2);
+            qh.Clear();
+            byte m1 = 1, m2 = 2;
+            for (int n = 0; n < QK; n += 64)
             {
-                var q = yb.Slice(16, QK / 2);
-                for (int j = 0; j < QK; j += 64)
-                    for (int l = 0; l < 32; ++l)
-                        q[j / 2 + l] = (byte)(L[j + l] | (L[j + l + 32] << 4));
-            }
-            else
-            {
-                var qh = yb.Slice(16, QK / 8);
-                var ql = yb.Slice(48, QK / 2);
-                qh.Clear();
-                byte m1 = 1, m2 = 2;
-                for (int n = 0; n < QK; n += 64)
+                for (int j = 0; j < 32; ++j)
                 {
-                    for (int j = 0; j < 32; ++j)
-                    {
-                        int l1 = L[n + j];
-                        if (l1 > 15) { l1 -= 16; qh[j] |= m1; }
-                        int l2 = L[n + j + 32];
-                        if (l2 > 15) { l2 -= 16; qh[j] |= m2; }
-                        ql[n / 2 + j] = (byte)(l1 | (l2 << 4));
-                    }
-                    m1 <<= 2; m2 <<= 2;
+                    int l1 = L[n + j];
+                    if (l1 > 15) { l1 -= 16; qh[j] |= m1; }
+                    int l2 = L[n + j + 32];
+                    if (l2 > 15) { l2 -= 16; qh[j] |= m2; }
+                    ql[n / 2 + j] = (byte)(l1 | (l2 << 4));
                 }
+                m1 <<= 2; m2 <<= 2;
             }
         }
     }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.Intrinsics;
 
 namespace Llmq.Formats.Gguf;
 
@@ -14,55 +15,97 @@ internal static class BlockQ6K
 
     public static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
-        Span<sbyte> L = stackalloc sbyte[QK];
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            QuantizeRowReference(x, y, importance);
+            return;
+        }
+        // The 16 sub-blocks of a super-block run make_qx_quants side by side, one per lane.
+        const int Sub = 16;
+        Span<Vector512<float>> xt = stackalloc Vector512<float>[Sub];
+        Span<Vector512<float>> wt = stackalloc Vector512<float>[Sub];
+        Span<Vector512<float>> lt = stackalloc Vector512<float>[Sub];
+        Span<Vector512<float>> laux = stackalloc Vector512<float>[Sub];
+        Span<float> scales = stackalloc float[QK / Sub];
+        Span<float> levels = stackalloc float[QK];
+        Span<int> L = stackalloc int[QK];
+        int nb = x.Length / QK;
+        for (int i = 0; i < nb; i++)
+        {
+            QuantMathLanes.Transpose(x.Slice(i * QK, QK), Sub, xt);
+            if (importance.IsEmpty)
+                for (int l = 0; l < Sub; ++l) wt[l] = xt[l] * xt[l];
+            else
+                QuantMathLanes.Transpose(importance.Slice(i * QK, QK), Sub, wt);
+            QuantMathLanes.MakeQxQuants(32, xt, wt, lt, laux).CopyTo(scales);
+            System.Runtime.InteropServices.MemoryMarshal.Cast<Vector512<float>, float>(lt).CopyTo(levels);
+            for (int ib = 0; ib < QK / Sub; ++ib)
+                for (int l = 0; l < Sub; ++l)
+                    L[Sub * ib + l] = (int)levels[l * QuantMathLanes.Lanes + ib];
+            EncodeBlock(x.Slice(i * QK, QK), y.Slice(i * BlockBytes, BlockBytes), scales, L);
+        }
+    }
+
+    /// <summary>The scalar form, one sub-block search after another: the reference the lane-parallel form is tested
+    /// against, and the path on hardware without 512-bit vectors.</summary>
+    internal static void QuantizeRowReference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    {
+        Span<sbyte> levels = stackalloc sbyte[QK];
+        Span<int> L = stackalloc int[QK];
         Span<float> scales = stackalloc float[QK / 16];
         int nb = x.Length / QK;
         for (int i = 0; i < nb; i++)
         {
             var xb = x.Slice(i * QK, QK);
-            var yb = y.Slice(i * BlockBytes, BlockBytes);
-            float maxScale = 0, maxAbsScale = 0;
             for (int ib = 0; ib < QK / 16; ++ib)
             {
                 var qw = importance.IsEmpty ? default : importance.Slice(i * QK + 16 * ib, 16);
-                float scale = QuantMath.MakeQxQuants(16, 32, xb.Slice(16 * ib, 16), L.Slice(16 * ib, 16), 1, qw);
-                scales[ib] = scale;
-                float absScale = MathF.Abs(scale);
-                if (absScale > maxAbsScale) { maxAbsScale = absScale; maxScale = scale; }
+                scales[ib] = QuantMath.MakeQxQuants(16, 32, xb.Slice(16 * ib, 16), levels.Slice(16 * ib, 16), 1, qw);
             }
-            if (maxAbsScale < QuantMath.GroupMaxEps)
-            {
-                yb.Clear();
-                continue;
-            }
-            float iscale = -128f / maxScale;
-            BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(1 / iscale));
-            for (int ib = 0; ib < QK / 16; ++ib)
-                yb[OffScales + ib] = (byte)(sbyte)Math.Min(127, QuantMath.NearestInt(iscale * scales[ib]));
+            for (int l = 0; l < QK; ++l) L[l] = levels[l];
+            EncodeBlock(xb, y.Slice(i * BlockBytes, BlockBytes), scales, L);
+        }
+    }
 
-            float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[OffD..]));
-            for (int j = 0; j < QK / 16; ++j)
-            {
-                float d = dAll * (sbyte)yb[OffScales + j];
-                if (d == 0) continue;
-                for (int ii = 0; ii < 16; ++ii)
-                {
-                    int l = QuantMath.NearestInt(xb[16 * j + ii] / d);
-                    L[16 * j + ii] = (sbyte)(Math.Clamp(l, -32, 31) + 32);
-                }
-            }
+    /// <summary>Everything after the sub-block searches: int8 sub-block scales under f16 d, the levels requantized with
+    /// them (a sub-block whose scale rounds to 0 keeps its search levels, given in <paramref name="L"/>), the packing.</summary>
+    static void EncodeBlock(ReadOnlySpan<float> xb, Span<byte> yb, ReadOnlySpan<float> scales, Span<int> L)
+    {
+        float maxScale = 0, maxAbsScale = 0;
+        for (int ib = 0; ib < QK / 16; ++ib)
+        {
+            float absScale = MathF.Abs(scales[ib]);
+            if (absScale > maxAbsScale) { maxAbsScale = absScale; maxScale = scales[ib]; }
+        }
+        if (maxAbsScale < QuantMath.GroupMaxEps)
+        {
+            yb.Clear();
+            return;
+        }
+        float iscale = -128f / maxScale;
+        BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(1 / iscale));
+        for (int ib = 0; ib < QK / 16; ++ib)
+            yb[OffScales + ib] = (byte)(sbyte)Math.Min(127, QuantMath.NearestInt(iscale * scales[ib]));
 
-            for (int j = 0; j < QK; j += 128)
+        float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[OffD..]));
+        for (int j = 0; j < QK / 16; ++j)
+        {
+            float d = dAll * (sbyte)yb[OffScales + j];
+            if (d == 0) continue;
+            // ggml rounds x/d; (x + 0)/d rounds to the same integer for every x (only the sign of a zero can differ)
+            QuantMath.Requantize(xb.Slice(16 * j, 16), 0f, d, -32, 31, 32, L.Slice(16 * j, 16));
+        }
+
+        for (int j = 0; j < QK; j += 128)
+        {
+            var ql = yb.Slice(j / 2, 64);
+            var qh = yb.Slice(OffQh + j / 4, 32);
+            for (int l = 0; l < 32; ++l)
             {
-                var ql = yb.Slice(j / 2, 64);
-                var qh = yb.Slice(OffQh + j / 4, 32);
-                for (int l = 0; l < 32; ++l)
-                {
-                    int q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF, q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
-                    ql[l] = (byte)(q1 | (q3 << 4));
-                    ql[l + 32] = (byte)(q2 | (q4 << 4));
-                    qh[l] = (byte)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6));
-                }
+                int q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF, q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+                ql[l] = (byte)(q1 | (q3 << 4));
+                ql[l + 32] = (byte)(q2 | (q4 << 4));
+                qh[l] = (byte)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6));
             }
         }
     }

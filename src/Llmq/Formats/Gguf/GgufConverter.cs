@@ -1,9 +1,12 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Llmq.Algorithms;
 using Llmq.Calibration;
 using Llmq.Checkpoints;
 using Llmq.Models;
+using Llmq.Quantization;
 
 namespace Llmq.Formats.Gguf;
 
@@ -88,11 +91,12 @@ public static class GgufConverter
                     reports.Add(new GgufTensorReport(p.Gguf, type, p.Dimensions, writer.TensorBytes(p.Gguf)));
                 }
                 writer.WriteHeader();
+                var scratch = new Scratch();
                 int next = 0;
                 void WriteNext(IReadOnlyDictionary<string, byte[]>? solved)
                 {
                     progress?.Report($"[{next + 1}/{plan.Count}] {plan[next].Gguf} → {GgmlTypes.Name(reports[next].Type)}");
-                    WriteTensor(writer, checkpoint, config, plan[next], reports[next].Type, imatrix, solved?.GetValueOrDefault(plan[next].Hf));
+                    WriteTensor(writer, checkpoint, config, plan[next], reports[next].Type, imatrix, solved?.GetValueOrDefault(plan[next].Hf), scratch);
                     next++;
                 }
                 if (gptq)
@@ -119,11 +123,14 @@ public static class GgufConverter
         return new GgufConversionResult(full, reports, checkpoint.Tensors.Sum(t => t.ByteLength), new FileInfo(full).Length, clock.Elapsed);
     }
 
-    sealed record PlannedTensor(string Hf, string Gguf, GgufRowOrder Order, long[] Dimensions);
+    /// <param name="Values">the tensor's contents when the converter makes it (rope_freqs), else null: read <paramref name="Hf"/></param>
+    sealed record PlannedTensor(string Hf, string Gguf, GgufRowOrder Order, long[] Dimensions, float[]? Values = null);
 
     static List<PlannedTensor> Plan(Checkpoint checkpoint, ModelConfig config)
     {
         var plan = new List<PlannedTensor>();
+        if (RopeFrequencyFactors(config) is { } factors)
+            plan.Add(new PlannedTensor("", GgufTensorNames.RopeFrequencies, GgufRowOrder.AsIs, [factors.Length], factors));
         foreach (var t in checkpoint.Tensors)
         {
             if (t.Name == "lm_head.weight" && config.TieWordEmbeddings) continue;
@@ -157,16 +164,11 @@ public static class GgufConverter
         }
         w.Add($"{arch}.vocab_size", GgufValue.U32((uint)c.VocabSize));
         w.Add($"{arch}.rope.dimension_count", GgufValue.U32((uint)c.HeadDim));
-        if (c.RopeScaling is { } scaling)
+        // llama3 scaling has no keys: the rope_freqs tensor carries it (RopeFrequencyFactors)
+        if (RopeScalingType(c) == "linear" && c.RopeScaling!["factor"] is { } factor)
         {
-            var type = scaling["rope_type"]?.GetValue<string>() ?? scaling["type"]?.GetValue<string>();
-            if (type == "linear" && scaling["factor"] is { } factor)
-            {
-                w.Add($"{arch}.rope.scaling.type", GgufValue.Str("linear"));
-                w.Add($"{arch}.rope.scaling.factor", GgufValue.F32((float)factor.GetValue<double>()));
-            }
-            else if (type is not (null or "default"))
-                throw new LlmqException($"{modelDir}: rope_scaling type '{type}' is not supported by the GGUF export yet");
+            w.Add($"{arch}.rope.scaling.type", GgufValue.Str("linear"));
+            w.Add($"{arch}.rope.scaling.factor", GgufValue.F32((float)factor.GetValue<double>()));
         }
         if (!GgufVocabulary.AddTo(w, modelDir, c.VocabSize))
             progress?.Report($"{modelDir} has no tokenizer: the GGUF gets no vocabulary (tokenizer.ggml.model = {GgufVocabulary.NoVocabulary})");
@@ -182,9 +184,67 @@ public static class GgufConverter
         }
     }
 
+    /// <summary>rope_scaling's type: null (no rope_scaling, or null), "default", "linear" or "llama3"; others are refused.</summary>
+    static string? RopeScalingType(ModelConfig c)
+    {
+        var type = c.RopeScaling is { } s ? (s["rope_type"] ?? s["type"])?.GetValue<string>() : null;
+        return type is null or "default" or "linear" or "llama3" ? type
+            : throw new LlmqException($"config.json: rope_scaling type '{type}' is not supported by the GGUF export (default, linear and llama3 are)");
+    }
+
+    /// <summary>The rope_freqs.weight tensor of a rope_scaling 'llama3' model, as convert_hf_to_gguf.py makes it: per rotary
+    /// frequency f_i = theta^(−2i/d) the divisor llama.cpp applies to it (ggml_rope_ext's freq_factors) — 1 for wavelengths
+    /// below original_context / high_freq_factor, factor above original_context / low_freq_factor, and between them
+    /// 1 / ((1 − s)/factor + s) with s = (original_context / wavelength − low_freq_factor) / (high_freq_factor − low_freq_factor),
+    /// which is Hugging Face's rescaled f_i written as a divisor. Null for the other rope types.</summary>
+    /// <remarks>In float32, step for step as the converter's torch float32 tensors, so the bytes are the converter's.
+    /// original_max_position_embeddings is read from rope_scaling, where Hugging Face reads it (the converter reads the
+    /// top-level key, default 8192, which is the same number for Meta's Llama 3.x configs).</remarks>
+    public static float[]? RopeFrequencyFactors(ModelConfig c)
+    {
+        if (RopeScalingType(c) != "llama3") return null;
+        var s = c.RopeScaling!;
+        double Number(string key) => s[key] is JsonValue v ? v.Deserialize<double>()
+            : throw new LlmqException($"config.json: rope_scaling 'llama3' needs '{key}'");
+        double factor = Number("factor"), low = Number("low_freq_factor"), high = Number("high_freq_factor");
+        double context = Number("original_max_position_embeddings");
+        if (!(high > low)) throw new LlmqException($"config.json: rope_scaling high_freq_factor {high} must exceed low_freq_factor {low}");
+        float lowWavelength = (float)(context / low), highWavelength = (float)(context / high);
+        var factors = new float[c.HeadDim / 2];
+        for (int i = 0; i < factors.Length; i++)
+        {
+            float frequency = 1f / MathF.Pow((float)c.RopeTheta, (float)(2 * i) / c.HeadDim);
+            float wavelength = (float)(2 * Math.PI) / frequency;
+            if (wavelength < highWavelength) factors[i] = 1f;
+            else if (wavelength > lowWavelength) factors[i] = (float)factor;
+            else
+            {
+                float smooth = ((float)context / wavelength - (float)low) / (float)(high - low);
+                factors[i] = 1f / ((1f - smooth) / (float)factor + smooth);
+            }
+        }
+        return factors;
+    }
+
+    /// <summary>Input elements converted, permuted and quantized per step when a tensor is streamed: memory stays at a
+    /// few such blocks however large the tensor (the 1 GB float32 of a 128k-token embedding never exists at once).
+    /// Settable so tests can stream small tensors in many steps; the output does not depend on it.</summary>
+    internal static int StreamElements { get; set; } = 1 << 22;
+
+    /// <summary>Buffers reused from tensor to tensor, so a conversion allocates them once.</summary>
+    sealed class Scratch
+    {
+        float[] _input = [], _permuted = [];
+        byte[] _output = [];
+        public Span<float> Input(int n) => Grow(ref _input, n).AsSpan(0, n);
+        public Span<float> Permuted(int n) => Grow(ref _permuted, n).AsSpan(0, n);
+        public Span<byte> Output(int n) => Grow(ref _output, n).AsSpan(0, n);
+        static T[] Grow<T>(ref T[] a, int n) => a.Length >= n ? a : a = GC.AllocateUninitializedArray<T>(n);
+    }
+
     /// <param name="solved">GPTQ's blocks for this tensor in HF row order, or null to quantize it here</param>
     static void WriteTensor(GgufWriter writer, Checkpoint checkpoint, ModelConfig config, PlannedTensor p, GgmlType type,
-        ImportanceMatrix? imatrix, byte[]? solved)
+        ImportanceMatrix? imatrix, byte[]? solved, Scratch scratch)
     {
         int cols = (int)p.Dimensions[0];
         int heads = p.Order == GgufRowOrder.PermuteQueryHeads ? config.NumAttentionHeads : config.NumKeyValueHeads;
@@ -200,19 +260,40 @@ public static class GgufConverter
             writer.WriteTensor(p.Gguf, solved);
             return;
         }
-        var weight = checkpoint.ReadFloat32(p.Hf);
-        int rows = (int)(weight.Length / Math.Max(1, cols));
-        if (p.Order != GgufRowOrder.AsIs)
+        if (p.Values is { } values)
         {
-            var permuted = GC.AllocateUninitializedArray<float>(weight.Length);
-            GgufTensorNames.PermuteRows<float>(weight, permuted, heads, cols);
-            weight = permuted;
+            // made by the converter (rope_freqs): small, written in one piece
+            var made = new byte[GgmlTypes.RowSize(type, cols) * (values.Length / cols)];
+            GgmlQuants.QuantizeRows(type, values, made, cols, null);
+            writer.WriteTensor(p.Gguf, made);
+            return;
         }
-        var bytes = GC.AllocateUninitializedArray<byte>(checked((int)GgmlTypes.RowSize(type, cols) * rows));
+        var info = checkpoint.Info(p.Hf);
+        long rows = info.ElementCount / Math.Max(1, cols);
         var importance = imatrix?.Weights(p.Gguf);
         if (importance is not null && importance.Length != cols)
             throw new LlmqException($"imatrix entry '{p.Gguf}' has {importance.Length} columns, the tensor has {cols}");
-        GgmlQuants.QuantizeRows(type, weight, bytes, cols, importance);
-        writer.WriteTensor(p.Gguf, bytes);
+        // whole heads per step, because the q/k permutation moves rows only within a head
+        long group = p.Order == GgufRowOrder.AsIs ? 1 : rows / heads;
+        if (p.Order != GgufRowOrder.AsIs && (rows % heads != 0 || group % 2 != 0))
+            throw new LlmqException($"{p.Hf}: cannot split {rows} rows into {heads} heads of even size");
+        long step = Math.Max(1, StreamElements / cols / group) * group;
+        int rowBytes = (int)GgmlTypes.RowSize(type, cols);
+        for (long r0 = 0; r0 < rows; r0 += step)
+        {
+            int n = (int)Math.Min(step, rows - r0);
+            Span<float> weight = scratch.Input(n * cols);
+            checkpoint.ReadFloat32(p.Hf, r0 * cols, weight);
+            if (p.Order != GgufRowOrder.AsIs)
+            {
+                var permuted = scratch.Permuted(weight.Length);
+                GgufTensorNames.PermuteRows<float>(weight, permuted, (int)(n / group), cols);
+                weight = permuted;
+            }
+            var bytes = scratch.Output(n * rowBytes);
+            GgmlQuants.QuantizeRows(type, weight, bytes, cols, importance);
+            writer.Write(bytes);
+        }
+        PageRelease.Release(checkpoint, info);
     }
 }

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Llmq.Formats.Gguf;
 
@@ -315,6 +316,27 @@ internal static class QuantMath
             if (changed == 0) break;
         }
         return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+    }
+
+    /// <summary>L[i] = clamp(nearest_int((x[i] + add) / d), lo, hi) + offset: a group's final levels under its rounded
+    /// scale. Each element is independent, so 16 at a time give the same bits as one at a time.</summary>
+    public static void Requantize(ReadOnlySpan<float> x, float add, float d, int lo, int hi, int offset, Span<int> L)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vAdd = Vector512.Create(add);
+            var vD = Vector512.Create(d);
+            var vLo = Vector512.Create(lo);
+            var vHi = Vector512.Create(hi);
+            var vOffset = Vector512.Create(offset);
+            for (; i + Vector512<float>.Count <= x.Length; i += Vector512<float>.Count)
+            {
+                var l = QuantMathLanes.NearestInt((Vector512.Create(x.Slice(i, Vector512<float>.Count)) + vAdd) / vD);
+                (Vector512.Min(Vector512.Max(l, vLo), vHi) + vOffset).CopyTo(L[i..]);
+            }
+        }
+        for (; i < x.Length; i++) L[i] = Clamp(NearestInt((x[i] + add) / d), lo, hi) + offset;
     }
 
     /// <summary>Unpacks sub-block j's 6-bit scale and min from the 12-byte K-quant scale array (get_scale_min_k4).</summary>

@@ -25,6 +25,25 @@ public class GgufConverterTests
     }
 
     [Fact]
+    public void StreamingInSmallStepsWritesTheSameFile()
+    {
+        // 1000 elements per step: every tensor, the permuted q/k ones included (a step is whole heads), takes several steps
+        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Formats", "Gguf", "Vectors", "stories260k_llama_quantize.json")))!["Q4_K_M"]!.GetValue<string>();
+        using var dir = new TempDirectory();
+        int saved = GgufConverter.StreamElements;
+        GgufConverter.StreamElements = 1000;
+        try
+        {
+            var result = GgufConverter.Convert(Stories, dir["m.gguf"], new GgufConvertOptions { FileType = GgufFileType.Q4_K_M });
+            Assert.Equal(expected, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(result.Path))));
+        }
+        finally
+        {
+            GgufConverter.StreamElements = saved;
+        }
+    }
+
+    [Fact]
     public void Stories260KCarriesLlamaMetadataAndTokenizer()
     {
         using var dir = new TempDirectory();

@@ -1,0 +1,155 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Llmq.Formats.Gguf;
+
+namespace Llmq.Tests.Formats.Gguf;
+
+/// <summary>The lane-parallel K-quant searches against the scalar ones they replace: every lane, and every whole row,
+/// must be bit-identical, on groups built to reach the searches' corners (all-zero, sub-epsilon, constant, one-signed,
+/// outliers, ties, signed zeros, subnormals).</summary>
+public class QuantMathLanesTests
+{
+    /// <summary>16 groups of n values, each of a different kind, shuffled by the seed.</summary>
+    static float[] Groups(int n, int seed)
+    {
+        var rng = new Random(seed);
+        var x = new float[QuantMathLanes.Lanes * n];
+        for (int g = 0; g < QuantMathLanes.Lanes; g++)
+        {
+            var group = x.AsSpan(g * n, n);
+            int kind = (g + seed) % 12;
+            for (int i = 0; i < n; i++)
+            {
+                float gauss = (float)(Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
+                group[i] = kind switch
+                {
+                    0 => 0f,
+                    1 => gauss * 1e-17f,                             // below GROUP_MAX_EPS
+                    2 => 0.25f,                                      // constant
+                    3 => MathF.Abs(gauss) + 0.5f,                    // all positive: min clamps to 0
+                    4 => -MathF.Abs(gauss) - 0.5f,                   // all negative
+                    5 => i == 7 ? 40f : gauss * 0.01f,               // one outlier
+                    6 => (i - n / 2) * 0.5f,                         // ramp: exact ties in the rounding
+                    7 => i % 2 == 0 ? 0f : -0f,                      // signed zeros
+                    8 => gauss * 1e-39f,                             // subnormals
+                    9 => MathF.Round(gauss * 4) / 4,                 // coarse grid: many equal errors
+                    _ => gauss * (float)Math.Pow(10, rng.Next(-3, 3)),
+                };
+            }
+        }
+        return x;
+    }
+
+    static float[] Weights(float[] x, int seed, bool importance)
+    {
+        var rng = new Random(seed);
+        return x.Select(v => importance ? (rng.Next(8) == 0 ? 0f : (float)rng.NextDouble() * 3) : 0.3f + MathF.Abs(v)).ToArray();
+    }
+
+    static Vector512<float>[] Lanes(float[] groups, int n)
+    {
+        var t = new Vector512<float>[n];
+        QuantMathLanes.Transpose(groups, n, t);
+        return t;
+    }
+
+    static float Lane(Vector512<float>[] v, int i, int lane) => v[i].GetElement(lane);
+
+    [Theory]
+    [InlineData(15, -1f, 0.1f, 20, false, false)]    // Q4_K
+    [InlineData(31, -0.5f, 0.1f, 15, false, false)]  // Q5_K
+    [InlineData(15, -0.9f, 0.05f, 36, true, false)]  // Q4_K / Q5_K with importance
+    [InlineData(31, -0.9f, 0.05f, 36, true, false)]
+    [InlineData(3, -0.5f, 0.1f, 15, false, true)]    // Q2_K's mean-absolute-deviation form
+    public void MakeQkxQuantsEqualsScalarInEveryLane(int nmax, float rmin, float rdelta, int nstep, bool guarded, bool useMad)
+    {
+        const int n = 32;
+        for (int seed = 0; seed < 12; seed++)
+        {
+            var x = Groups(n, seed);
+            var w = Weights(x, seed, importance: guarded);
+            var L = new Vector512<float>[n];
+            var scale = QuantMathLanes.MakeQkxQuants(nmax, Lanes(x, n), Lanes(w, n), L, new Vector512<float>[n], out var min,
+                rmin, rdelta, nstep, useMad, guarded);
+            for (int g = 0; g < QuantMathLanes.Lanes; g++)
+            {
+                var expectedL = new byte[n];
+                var xs = x.AsSpan(g * n, n);
+                var ws = w.AsSpan(g * n, n);
+                float expectedMin;
+                float expected = guarded
+                    ? QuantMath.MakeQkx3Quants(n, nmax, xs, ws, expectedL, out expectedMin, new byte[n], rmin, rdelta, nstep, useMad)
+                    : QuantMath.MakeQkx2Quants(n, nmax, xs, ws, expectedL, out expectedMin, new byte[n], rmin, rdelta, nstep, useMad);
+                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(scale.GetElement(g)),
+                    $"seed {seed} lane {g}: scale {expected:R} vs {scale.GetElement(g):R}");
+                Assert.True(BitConverter.SingleToInt32Bits(expectedMin) == BitConverter.SingleToInt32Bits(min.GetElement(g)),
+                    $"seed {seed} lane {g}: min {expectedMin:R} vs {min.GetElement(g):R}");
+                for (int i = 0; i < n; i++)
+                    Assert.True(expectedL[i] == Lane(L, i, g), $"seed {seed} lane {g} level {i}: {expectedL[i]} vs {Lane(L, i, g)}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(false), InlineData(true)]
+    public void MakeQxQuantsEqualsScalarInEveryLane(bool importance)
+    {
+        const int n = 16, nmax = 32;
+        for (int seed = 0; seed < 12; seed++)
+        {
+            var x = Groups(n, seed);
+            var w = importance ? Weights(x, seed, importance: true) : x.Select(v => v * v).ToArray();
+            var L = new Vector512<float>[n];
+            var scale = QuantMathLanes.MakeQxQuants(nmax, Lanes(x, n), Lanes(w, n), L, new Vector512<float>[n]);
+            for (int g = 0; g < QuantMathLanes.Lanes; g++)
+            {
+                var expectedL = new sbyte[n];
+                float expected = QuantMath.MakeQxQuants(n, nmax, x.AsSpan(g * n, n), expectedL, 1, importance ? w.AsSpan(g * n, n) : default);
+                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(scale.GetElement(g)),
+                    $"seed {seed} lane {g}: scale {expected:R} vs {scale.GetElement(g):R}");
+                for (int i = 0; i < n; i++)
+                    Assert.True(expectedL[i] == Lane(L, i, g), $"seed {seed} lane {g} level {i}: {expectedL[i]} vs {Lane(L, i, g)}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q4_K, false), InlineData(GgmlType.Q4_K, true)]
+    [InlineData(GgmlType.Q5_K, false), InlineData(GgmlType.Q5_K, true)]
+    [InlineData(GgmlType.Q6_K, false), InlineData(GgmlType.Q6_K, true)]
+    public void WholeRowsEqualTheScalarReference(GgmlType type, bool importance)
+    {
+        // 5 super-blocks: Q4_K/Q5_K pair them, so the last pass runs half empty
+        const int cols = 5 * 256;
+        for (int seed = 0; seed < 4; seed++)
+        {
+            var x = Groups(cols / QuantMathLanes.Lanes, seed);
+            var qw = importance ? Weights(x, seed, importance: true) : [];
+            int bytes = (int)GgmlTypes.RowSize(type, cols);
+            var fast = new byte[bytes];
+            var reference = new byte[bytes];
+            GgmlQuants.QuantizeRows(type, x, fast, cols, qw);
+            switch (type)
+            {
+                case GgmlType.Q4_K: BlockQ4K.QuantizeRowReference(x, reference, qw, 15, BlockQ4K.Q4KBytes); break;
+                case GgmlType.Q5_K: BlockQ4K.QuantizeRowReference(x, reference, qw, 31, BlockQ4K.Q5KBytes); break;
+                default: BlockQ6K.QuantizeRowReference(x, reference, qw); break;
+            }
+            int first = fast.AsSpan().CommonPrefixLength(reference);
+            Assert.True(first == bytes, $"seed {seed}: first difference at byte {first}");
+        }
+    }
+
+    [Fact]
+    public void TransposePutsGroupsInLanesAndZerosTheRest()
+    {
+        var x = Enumerable.Range(0, 3 * 4).Select(i => (float)i).ToArray();
+        var t = new Vector512<float>[4];
+        t[0] = Vector512.Create(9f);
+        QuantMathLanes.Transpose(x, 4, t);
+        Assert.Equal([0f, 4f, 8f, 0f], MemoryMarshal.Cast<Vector512<float>, float>(t)[..4].ToArray());
+        Assert.Equal(3f, t[3].GetElement(0));
+        Assert.Equal(11f, t[3].GetElement(2));
+        Assert.Equal(0f, t[3].GetElement(15));
+    }
+}
