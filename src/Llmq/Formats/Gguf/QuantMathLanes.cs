@@ -32,6 +32,10 @@ internal static class QuantMathLanes
     public static Vector512<int> NearestInt(Vector512<float> x) =>
         ((x + Vector512.Create(12582912f)).AsInt32() & Vector512.Create(0x007fffff)) - Vector512.Create(0x00400000);
 
+    /// <summary>Whether a comparison mask is set in every lane (as bits: a set float lane is a NaN, equal to nothing).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static bool AllLanes(Vector512<float> mask) => mask.ExtractMostSignificantBits() == 0xFFFF;
+
     /// <summary>nearest_int for |x| &lt; 2^22 (where the callers prove their values lie), as a float: the 1.5·2^23 sum
     /// rounds to an integer exactly as <see cref="NearestInt"/>'s does, and subtracting the constant back is exact.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -92,9 +96,8 @@ internal static class QuantMathLanes
             iscale = Vector512.Create(rmin + rdelta * step + nmax) / (max - min);
             // iscale·(x − min) is monotone in x, so the lane's extremes bound every level argument: when all lie within
             // ±2^22 the float rounding is exact (the guarded form clamps to [0, nmax] first, so it always is)
-            bool fast = guardedLevels || Vector512.EqualsAll(empty | (numbers
-                & Vector512.LessThan(Vector512.Abs(iscale * (lowest - min)), small) & Vector512.LessThan(Vector512.Abs(iscale * (max - min)), small)),
-                Vector512<float>.AllBitsSet);
+            bool fast = guardedLevels || AllLanes(empty | (numbers
+                & Vector512.LessThan(Vector512.Abs(iscale * (lowest - min)), small) & Vector512.LessThan(Vector512.Abs(iscale * (max - min)), small)));
             Vector512<float> sumL = zero, sumL2 = zero, sumXl = zero;
             for (int i = 0; i < n; ++i)
             {
@@ -170,8 +173,7 @@ internal static class QuantMathLanes
         var empty = Vector512.LessThan(amax, Vector512.Create(QuantMath.GroupMaxEps));
         // |iscale·x| ≤ (nmax + 0.9)·|x|/amax stays far below 2^22 in a lane with amax ≥ GROUP_MAX_EPS, finite and no NaN,
         // so the float rounding is exact there; an empty lane's levels are discarded
-        bool fast = Vector512.EqualsAll(empty | (numbers & Vector512.LessThan(amax, Vector512.Create(float.PositiveInfinity))),
-            Vector512<float>.AllBitsSet);
+        bool fast = AllLanes(empty | (numbers & Vector512.LessThan(amax, Vector512.Create(float.PositiveInfinity))));
 
         // w·x·l is (w·x)·l in ggml: the product w·x is the same float at every step
         Span<Vector512<float>> wxs = stackalloc Vector512<float>[n];
