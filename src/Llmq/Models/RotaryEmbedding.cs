@@ -7,7 +7,8 @@ namespace Llmq.Models;
 /// <summary>Rotary position embedding in Hugging Face's rotate-half layout: the pairs are (x[i], x[i + d/2]), not interleaved.
 /// For position p and frequency f_i: <c>x'[i] = x[i]·cos(p·f_i) − x[i+d/2]·sin(p·f_i)</c>,
 /// <c>x'[i+d/2] = x[i+d/2]·cos(p·f_i) + x[i]·sin(p·f_i)</c>.
-/// Frequencies <c>f_i = theta^(−2i/d)</c>, optionally rescaled by <c>rope_scaling</c> (types default, linear, llama3).</summary>
+/// Frequencies <c>f_i = theta^(−2i/d)</c>, optionally rescaled by <c>rope_scaling</c> (types default, linear, llama3, and
+/// freq_factors: llama.cpp's per-dimension divisors <c>f_i / factor_i</c>, as a GGUF's rope_freqs tensor holds them).</summary>
 public sealed class RotaryEmbedding
 {
     readonly int _half;
@@ -82,8 +83,12 @@ public sealed class RotaryEmbedding
             case "llama3":
                 return Llama3(inv, Number(scaling, "factor"), Number(scaling, "low_freq_factor"),
                     Number(scaling, "high_freq_factor"), Number(scaling, "original_max_position_embeddings"));
+            case "freq_factors":
+                if (scaling["freq_factors"] is not JsonArray factors || factors.Count != inv.Length)
+                    throw new LlmqException($"config.json: rope_scaling freq_factors needs {inv.Length} numbers");
+                return inv.Select((f, i) => f / (factors[i] ?? throw new LlmqException("config.json: rope_scaling freq_factors holds null")).Deserialize<double>()).ToArray();
             default:
-                throw new LlmqException($"config.json: rope_scaling type '{type}' is not supported (supported: default, linear, llama3)");
+                throw new LlmqException($"config.json: rope_scaling type '{type}' is not supported (supported: default, linear, llama3, freq_factors)");
         }
     }
 

@@ -54,7 +54,8 @@ public sealed class QParams
             default:
                 throw new LlmqException($"weights cannot use strategy {QuantizationArgs.Name(args.ResolvedStrategy)}");
         }
-        Scale = new float[ScaleRows * ScaleCols];
+        Scale = ReusableArrays<float>.Rent(ScaleRows * ScaleCols);
+        Array.Clear(Scale);
         ZeroPoint = args.Symmetric ? null : new float[Scale.Length];
     }
 

@@ -38,8 +38,12 @@ public sealed record QuantizationArgs
     public QuantizationStrategy ResolvedStrategy =>
         Strategy ?? (GroupSize is null ? QuantizationStrategy.Tensor : GroupSize == -1 ? QuantizationStrategy.Channel : QuantizationStrategy.Group);
 
-    /// <summary>Smallest code (§4.1): −2^(b−1) for int, −448 for fp8, −6 for fp4.</summary>
-    public float QMin => Type == QuantizationType.Int ? -(1 << (NumBits - 1)) : -QMax;
+    /// <summary>Symmetric integer grid without its most negative code: q ∈ [−(2^(b−1)−1), 2^(b−1)−1] (ggml's Q8_0 never
+    /// writes −128). Not a compressed-tensors field: it restricts the grid we solve on, never what is written or read.</summary>
+    public bool NarrowRange { get; init; }
+
+    /// <summary>Smallest code (§4.1): −2^(b−1) for int (−(2^(b−1)−1) with <see cref="NarrowRange"/>), −448 for fp8, −6 for fp4.</summary>
+    public float QMin => Type == QuantizationType.Int && !NarrowRange ? -(1 << (NumBits - 1)) : -QMax;
 
     /// <summary>Largest code: 2^(b−1)−1 for int, 448 for fp8, 6 for fp4.</summary>
     public float QMax => Type == QuantizationType.Int ? (1 << (NumBits - 1)) - 1 : NumBits == 8 ? 448f : 6f;
@@ -57,6 +61,7 @@ public sealed record QuantizationArgs
         if (Type == QuantizationType.Float && NumBits is not (4 or 8)) throw Bad($"float quantization supports 4 or 8 bits, not {NumBits}");
         if (Type == QuantizationType.Float && !Symmetric) throw Bad("asymmetric float quantization is not supported");
         if (GroupSize is < -1 or 0) throw Bad($"group_size {GroupSize} is invalid");
+        if (NarrowRange && (Type != QuantizationType.Int || !Symmetric)) throw Bad("a narrow range is for symmetric integer grids");
         var strategy = ResolvedStrategy;
         var groupSize = strategy == QuantizationStrategy.Channel && GroupSize == -1 ? null : GroupSize;
         bool grouped = strategy is QuantizationStrategy.Group or QuantizationStrategy.TensorGroup;

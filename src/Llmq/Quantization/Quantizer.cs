@@ -82,15 +82,18 @@ public static class Quantizer
                 {
                     var scheme = plan.Groups[g];
                     var weight = buffer.AsSpan(0, (int)tensor.ElementCount);
+                    PageRelease.Populate(checkpoint, tensor);
                     checkpoint.ReadFloat32(tensor.Name, weight);
                     int rows = (int)tensor.Shape[0], cols = (int)tensor.Shape[1];
                     var precision = LinearCompressors.Precision(tensor.DType);
                     var qp = Observers.ForWeights(scheme.Weights!).Compute(weight, rows, cols, scheme.Weights!, precision, globalScales.For(module));
                     ActivationRange? input = options.InputRanges?.TryGetValue(module, out var r) == true ? r : null;
                     LinearCompressors.WriteLinear(writer, module, scheme, weight, qp, tensor.DType, input);
+                    ReusableArrays<float>.Return(qp.Scale);   // written; the qparams go no further
                 }
                 else
                 {
+                    PageRelease.Populate(checkpoint, tensor);
                     writer.Add(tensor.Name, tensor.DType, tensor.Shape, checkpoint.Bytes(tensor.Name));
                 }
                 PageRelease.Release(checkpoint, tensor);
@@ -200,6 +203,7 @@ public static class Quantizer
     static float AbsMax(Checkpoint checkpoint, string name)
     {
         var info = checkpoint.Info(name);
+        PageRelease.Populate(checkpoint, info);
         if (info.DType == DType.BF16)
         {
             var bits = MemoryMarshal.Cast<byte, short>(checkpoint.Bytes(name));

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Llmq.Algorithms;
 using Llmq.Calibration;
 using Llmq.Checkpoints;
@@ -123,11 +125,14 @@ public static class GgufConverter
         return new GgufConversionResult(full, reports, checkpoint.Tensors.Sum(t => t.ByteLength), new FileInfo(full).Length, clock.Elapsed);
     }
 
-    sealed record PlannedTensor(string Hf, string Gguf, GgufRowOrder Order, long[] Dimensions);
+    /// <param name="Values">the tensor's contents when the converter makes it (rope_freqs), else null: read <paramref name="Hf"/></param>
+    sealed record PlannedTensor(string Hf, string Gguf, GgufRowOrder Order, long[] Dimensions, float[]? Values = null);
 
     static List<PlannedTensor> Plan(Checkpoint checkpoint, ModelConfig config)
     {
         var plan = new List<PlannedTensor>();
+        if (RopeFrequencyFactors(config) is { } factors)
+            plan.Add(new PlannedTensor("", GgufTensorNames.RopeFrequencies, GgufRowOrder.AsIs, [factors.Length], factors));
         foreach (var t in checkpoint.Tensors)
         {
             if (t.Name == "lm_head.weight" && config.TieWordEmbeddings) continue;
@@ -161,16 +166,11 @@ public static class GgufConverter
         }
         w.Add($"{arch}.vocab_size", GgufValue.U32((uint)c.VocabSize));
         w.Add($"{arch}.rope.dimension_count", GgufValue.U32((uint)c.HeadDim));
-        if (c.RopeScaling is { } scaling)
+        // llama3 scaling has no keys: the rope_freqs tensor carries it (RopeFrequencyFactors)
+        if (RopeScalingType(c) == "linear" && c.RopeScaling!["factor"] is { } factor)
         {
-            var type = scaling["rope_type"]?.GetValue<string>() ?? scaling["type"]?.GetValue<string>();
-            if (type == "linear" && scaling["factor"] is { } factor)
-            {
-                w.Add($"{arch}.rope.scaling.type", GgufValue.Str("linear"));
-                w.Add($"{arch}.rope.scaling.factor", GgufValue.F32((float)factor.GetValue<double>()));
-            }
-            else if (type is not (null or "default"))
-                throw new LlmqException($"{modelDir}: rope_scaling type '{type}' is not supported by the GGUF export yet");
+            w.Add($"{arch}.rope.scaling.type", GgufValue.Str("linear"));
+            w.Add($"{arch}.rope.scaling.factor", GgufValue.F32((float)factor.GetValue<double>()));
         }
         if (!GgufVocabulary.AddTo(w, modelDir, c.VocabSize))
             progress?.Report($"{modelDir} has no tokenizer: the GGUF gets no vocabulary (tokenizer.ggml.model = {GgufVocabulary.NoVocabulary})");
@@ -184,6 +184,48 @@ public static class GgufConverter
             w.Add("quantize.imatrix.entries_count", GgufValue.U32((uint)m.Count));
             if (m.ChunkCount > 0) w.Add("quantize.imatrix.chunks_count", GgufValue.U32((uint)m.ChunkCount));
         }
+    }
+
+    /// <summary>rope_scaling's type: null (no rope_scaling, or null), "default", "linear" or "llama3"; others are refused.</summary>
+    static string? RopeScalingType(ModelConfig c)
+    {
+        var type = c.RopeScaling is { } s ? (s["rope_type"] ?? s["type"])?.GetValue<string>() : null;
+        return type is null or "default" or "linear" or "llama3" ? type
+            : throw new LlmqException($"config.json: rope_scaling type '{type}' is not supported by the GGUF export (default, linear and llama3 are)");
+    }
+
+    /// <summary>The rope_freqs.weight tensor of a rope_scaling 'llama3' model, as convert_hf_to_gguf.py makes it: per rotary
+    /// frequency f_i = theta^(−2i/d) the divisor llama.cpp applies to it (ggml_rope_ext's freq_factors) — 1 for wavelengths
+    /// below original_context / high_freq_factor, factor above original_context / low_freq_factor, and between them
+    /// 1 / ((1 − s)/factor + s) with s = (original_context / wavelength − low_freq_factor) / (high_freq_factor − low_freq_factor),
+    /// which is Hugging Face's rescaled f_i written as a divisor. Null for the other rope types.</summary>
+    /// <remarks>In float32, step for step as the converter's torch float32 tensors, so the bytes are the converter's.
+    /// original_max_position_embeddings is read from rope_scaling, where Hugging Face reads it (the converter reads the
+    /// top-level key, default 8192, which is the same number for Meta's Llama 3.x configs).</remarks>
+    public static float[]? RopeFrequencyFactors(ModelConfig c)
+    {
+        if (RopeScalingType(c) != "llama3") return null;
+        var s = c.RopeScaling!;
+        double Number(string key) => s[key] is JsonValue v ? v.Deserialize<double>()
+            : throw new LlmqException($"config.json: rope_scaling 'llama3' needs '{key}'");
+        double factor = Number("factor"), low = Number("low_freq_factor"), high = Number("high_freq_factor");
+        double context = Number("original_max_position_embeddings");
+        if (!(high > low)) throw new LlmqException($"config.json: rope_scaling high_freq_factor {high} must exceed low_freq_factor {low}");
+        float lowWavelength = (float)(context / low), highWavelength = (float)(context / high);
+        var factors = new float[c.HeadDim / 2];
+        for (int i = 0; i < factors.Length; i++)
+        {
+            float frequency = 1f / MathF.Pow((float)c.RopeTheta, (float)(2 * i) / c.HeadDim);
+            float wavelength = (float)(2 * Math.PI) / frequency;
+            if (wavelength < highWavelength) factors[i] = 1f;
+            else if (wavelength > lowWavelength) factors[i] = (float)factor;
+            else
+            {
+                float smooth = ((float)context / wavelength - (float)low) / (float)(high - low);
+                factors[i] = 1f / ((1f - smooth) / (float)factor + smooth);
+            }
+        }
+        return factors;
     }
 
     /// <summary>Input elements converted, permuted and quantized per step when a tensor is streamed: memory stays at a
@@ -218,6 +260,14 @@ public static class GgufConverter
                 solved = permuted;
             }
             writer.WriteTensor(p.Gguf, solved);
+            return;
+        }
+        if (p.Values is { } values)
+        {
+            // made by the converter (rope_freqs): small, written in one piece
+            var made = new byte[GgmlTypes.RowSize(type, cols) * (values.Length / cols)];
+            GgmlQuants.QuantizeRows(type, values, made, cols, null);
+            writer.WriteTensor(p.Gguf, made);
             return;
         }
         var info = checkpoint.Info(p.Hf);

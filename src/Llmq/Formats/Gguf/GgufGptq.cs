@@ -11,12 +11,12 @@ namespace Llmq.Formats.Gguf;
 /// GPTQ on the block grid of ggml's symmetric 32-wide formats, so a stock GGUF holds GPTQ-optimized weights:
 /// <list type="bullet">
 /// <item>Q4_0: d = max / −8 (max = the signed value of largest magnitude), w = (q − 8)·d, q ∈ [0, 15];</item>
-/// <item>Q8_0: d = max|x| / 127, w = q·d, q ∈ [−128, 127] (ggml's kernels take −128 in weights: only the activation
-/// side of their sign trick must avoid it).</item>
+/// <item>Q8_0: d = max|x| / 127, w = q·d, q ∈ [−127, 127]: symmetric, as ggml's quantize_row_q8_0 implies (it never writes
+/// −128, so no backend's kernels are tested with it; GPTQ's error feedback would otherwise reach it).</item>
 /// </list>
 /// Each block's d is fixed when the sweep reaches the block, from its current (error-updated) weights, and rounded to f16
 /// as stored, so the blocks written from GPTQ's d and codes dequantize exactly to the Ŵ that GPTQ optimized. In
-/// <see cref="QuantizationArgs"/> terms the grid is symmetric int4 / int8 with groups of 32 and code q − 8 (Q4_0) or q.
+/// <see cref="QuantizationArgs"/> terms the grid is symmetric int4 / narrow-range int8 with groups of 32 and code q − 8 (Q4_0) or q.
 /// </summary>
 public static class GgufGptq
 {
@@ -24,14 +24,15 @@ public static class GgufGptq
 
     public static bool Supports(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.Q8_0;
 
-    /// <summary>The integer grid of <paramref name="type"/> as GPTQ sees it (one group per block).</summary>
+    /// <summary>The integer grid of <paramref name="type"/> as GPTQ sees it (one group per block; Q8_0 without −128).</summary>
     public static QuantizationArgs Args(GgmlType type, ActOrder actOrder)
     {
         if (!Supports(type)) throw new LlmqException($"GPTQ solves on the Q4_0 and Q8_0 grids, not {GgmlTypes.Name(type)}");
         if (actOrder == ActOrder.Group) throw new LlmqException("GGUF blocks hold consecutive columns: use activation order static or none");
         return new QuantizationArgs
         {
-            NumBits = type == GgmlType.Q4_0 ? 4 : 8, Symmetric = true, Strategy = QuantizationStrategy.Group, GroupSize = BlockWidth,
+            NumBits = type == GgmlType.Q4_0 ? 4 : 8, NarrowRange = type == GgmlType.Q8_0, Symmetric = true,
+            Strategy = QuantizationStrategy.Group, GroupSize = BlockWidth,
             ActOrder = actOrder == ActOrder.Static ? "static" : null,
         }.Validated();
     }

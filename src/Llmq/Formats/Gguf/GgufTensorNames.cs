@@ -16,6 +16,9 @@ public enum GgufRowOrder
 /// permutation it applies, and the tensor order llama-quantize writes (non-layer tensors first, then by layer).</summary>
 public static partial class GgufTensorNames
 {
+    /// <summary>llama.cpp's per-dimension rotary frequency divisors (rope_scaling 'llama3'); no Hugging Face tensor holds them.</summary>
+    public const string RopeFrequencies = "rope_freqs.weight";
+
     static readonly (string Hf, string Gguf, GgufRowOrder Order)[] LayerTable =
     [
         ("input_layernorm.weight", "attn_norm.weight", GgufRowOrder.AsIs),

@@ -4,7 +4,8 @@ using Llmq.Checkpoints;
 namespace Llmq.Formats.Gguf;
 
 /// <summary>A llama GGUF read back as dense float32 tensors under their Hugging Face names (the q/k permutation undone),
-/// with a <see cref="ModelConfig"/> rebuilt from its llama.* metadata: what evaluation and decompression run on.</summary>
+/// with a <see cref="ModelConfig"/> rebuilt from its llama.* metadata (rope_freqs.weight becomes rope_scaling 'freq_factors',
+/// llama.cpp's own rotary divisors): what evaluation and decompression run on.</summary>
 public sealed class GgufTensorSource : ITensorSource, IDisposable
 {
     readonly GgufReader _reader;
@@ -20,6 +21,7 @@ public sealed class GgufTensorSource : ITensorSource, IDisposable
             throw new LlmqException($"{reader.FilePath}: architecture '{reader.GetString("general.architecture")}' is not supported (llama is)");
         foreach (var t in reader.Tensors)
         {
+            if (t.Name == GgufTensorNames.RopeFrequencies) continue;   // goes into the config (rope_scaling)
             var hf = GgufTensorNames.ToHf(t.Name, out var order);
             _byHfName[hf] = (t, order);
         }
@@ -77,6 +79,14 @@ public sealed class GgufTensorSource : ITensorSource, IDisposable
             ["tie_word_embeddings"] = !r.Contains("output.weight"),
             ["torch_dtype"] = "float32",
         };
+        if (r.Contains(GgufTensorNames.RopeFrequencies))
+            json["rope_scaling"] = new JsonObject
+            {
+                ["rope_type"] = "freq_factors",
+                ["freq_factors"] = new JsonArray(r.ReadFloat32(GgufTensorNames.RopeFrequencies).Select(f => (JsonNode?)JsonValue.Create((double)f)).ToArray()),   // as doubles: exact through the text
+            };
+        else if (r.GetString("llama.rope.scaling.type") == "linear")
+            json["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = GetFloat("llama.rope.scaling.factor", 1) };
         // through text, so the numbers read back as JSON numbers of any width (as from config.json)
         return ModelConfig.Parse(JsonNode.Parse(json.ToJsonString())!.AsObject(), r.FilePath);
     }

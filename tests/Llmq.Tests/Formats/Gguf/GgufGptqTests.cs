@@ -84,6 +84,36 @@ public class GgufGptqTests
         Assert.All(wHat.AsSpan(0, Cols).ToArray(), v => Assert.Equal(0f, v));
     }
 
+    static int MinusOneTwentyEights(ReadOnlySpan<byte> q8Blocks)
+    {
+        int count = 0;
+        for (int b = 0; b < q8Blocks.Length; b += 34)
+            foreach (var q in q8Blocks.Slice(b + 2, 32)) count += q == 0x80 ? 1 : 0;
+        return count;
+    }
+
+    /// <summary>ggml's Q8_0 quantizer never writes −128, so GPTQ's Q8_0 grid is [−127, 127]: error feedback on this case
+    /// pushes codes to −128 on the full int8 grid, and to nothing below −127 on ours, in the solver and in a converted file.</summary>
+    [Fact]
+    public void Q8_0CodesStaySymmetric()
+    {
+        var (w, gram) = (Case.Value.W, Case.Value.Gram);
+        var wide = GptqSolver.Quantize((float[])w.Clone(), Rows, Cols, (float[])gram.Clone(), new GptqOptions { Observer = GgufGptq.Observer },
+            GgufGptq.Args(GgmlType.Q8_0, ActOrder.Static) with { NarrowRange = false });
+        Assert.Contains((byte)0x80, wide.Codes);
+        var (_, blocks) = Solve(GgmlType.Q8_0, w, gram);
+        Assert.Equal(0, MinusOneTwentyEights(blocks));
+
+        using var dir = new TempDirectory();
+        var path = GgufConverter.Convert(SharedData.Path("models/stories260K-hf"), dir["q8.gguf"], new GgufConvertOptions
+        {
+            FileType = GgufFileType.Q8_0, Method = GgufMethod.Gptq, Samples = 4, SeqLen = 64,
+        }).Path;
+        using var r = GgufReader.Open(path);
+        Assert.All(r.Tensors.Where(t => t.Type == GgmlType.Q8_0 && GgufTensorNames.Layer(t.Name) >= 0),
+            t => Assert.Equal(0, MinusOneTwentyEights(r.Bytes(t.Name))));
+    }
+
     /// <summary>With an identity Hessian no error is fed forward, so every block is fixed from the original weight: its d must
     /// be exactly the one llama.cpp writes, and codes may differ only where llama.cpp multiplies by 1/d of the unrounded d.</summary>
     [Theory]
