@@ -88,7 +88,7 @@ public static class Gptq
 
     /// <summary>U with (P H Pᵀ + λI)⁻¹ = UᵀU, written into <paramref name="h"/>. When the dampened Hessian is not positive
     /// definite the dampening grows tenfold (GPTQModel does the same); after that U = I, i.e. round to nearest.</summary>
-    static (float[] U, bool FellBack) InverseFactor(Span<float> h, int cols, int[] perm, double dampeningFrac)
+    static unsafe (float[] U, bool FellBack) InverseFactor(Span<float> h, int cols, int[] perm, double dampeningFrac)
     {
         double meanDiag = 0;
         for (var j = 0; j < cols; j++) meanDiag += h[j * cols + j];
@@ -99,12 +99,17 @@ public static class Gptq
         var damp = dampeningFrac;
         for (var attempt = 0; attempt <= MaxDampeningRetries; attempt++, damp = Math.Max(damp * 10, 1e-3))
         {
-            for (var i = 0; i < cols; i++)
+            var lambda = (float)(damp * meanDiag);
+            fixed (float* ph = h)
             {
-                var src = perm[i] * cols;
-                if (identity) h.Slice(src, cols).CopyTo(u.AsSpan(i * cols, cols));
-                else for (var j = 0; j < cols; j++) u[i * cols + j] = h[src + perm[j]];
-                u[i * cols + i] += (float)(damp * meanDiag);
+                var hp = (nint)ph;
+                Parallel.For(0, cols, i =>
+                {
+                    var src = new ReadOnlySpan<float>((float*)hp + (long)perm[i] * cols, cols);
+                    if (identity) src.CopyTo(u.AsSpan(i * cols, cols));
+                    else PermutedRow(src, u.AsSpan(i * cols, cols), perm);
+                    u[i * cols + i] += lambda;
+                });
             }
             try
             {
@@ -118,6 +123,12 @@ public static class Gptq
         Array.Clear(u);
         for (var i = 0; i < cols; i++) u[i * cols + i] = 1;
         return (u, true);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void PermutedRow(ReadOnlySpan<float> src, Span<float> dst, int[] perm)
+    {
+        for (var j = 0; j < dst.Length; j++) dst[j] = src[perm[j]];
     }
 
     static int[] Identity(int n)
@@ -140,28 +151,54 @@ public static class Gptq
     const int TransposeTile = 32; // 32 rows × 32 columns: both sides of a tile stay in L1
 
     /// <summary>dst[j·rows + r] = src[r·cols + perm[j]] (permuted transpose into the sweep's layout), in tiles so that
-    /// neither side is walked with a cache line per element.</summary>
-    static void GatherTransposed(ReadOnlySpan<float> src, Span<float> dst, int rows, int cols, int[] perm)
+    /// neither side is walked with a cache line per element; tiles of columns in parallel.</summary>
+    static unsafe void GatherTransposed(ReadOnlySpan<float> src, Span<float> dst, int rows, int cols, int[] perm)
     {
-        for (var j0 = 0; j0 < cols; j0 += TransposeTile)
-            for (var r0 = 0; r0 < rows; r0 += TransposeTile)
-                for (int j = j0, j1 = Math.Min(j0 + TransposeTile, cols), r1 = Math.Min(r0 + TransposeTile, rows); j < j1; j++)
-                    for (int r = r0, c = perm[j]; r < r1; r++)
-                        dst[j * rows + r] = src[r * cols + c];
+        fixed (float* ps = src) fixed (float* pd = dst)
+        {
+            var (s, d) = ((nint)ps, (nint)pd);
+            Parallel.For(0, (cols + TransposeTile - 1) / TransposeTile, tile =>
+                TransposeTile32<float>((float*)s, (float*)d, rows, cols, perm, tile * TransposeTile, 0, rows, gather: true));
+        }
     }
 
-    /// <summary>The inverse of <see cref="GatherTransposed"/>: dst[r·cols + perm[j]] = src[j·rows + r].</summary>
-    static void ScatterTransposed<T>(ReadOnlySpan<T> src, Span<T> dst, int rows, int cols, int[] perm)
+    /// <summary>The inverse of <see cref="GatherTransposed"/>: dst[r·cols + perm[j]] = src[j·rows + r]; tiles of rows in parallel.</summary>
+    static unsafe void ScatterTransposed<T>(ReadOnlySpan<T> src, Span<T> dst, int rows, int cols, int[] perm) where T : unmanaged
     {
-        for (var r0 = 0; r0 < rows; r0 += TransposeTile)
-            for (var j0 = 0; j0 < cols; j0 += TransposeTile)
-                for (int r = r0, r1 = Math.Min(r0 + TransposeTile, rows), j1 = Math.Min(j0 + TransposeTile, cols); r < r1; r++)
+        fixed (T* ps = src) fixed (T* pd = dst)
+        {
+            var (s, d) = ((nint)ps, (nint)pd);
+            Parallel.For(0, (rows + TransposeTile - 1) / TransposeTile, tile =>
+            {
+                for (var j0 = 0; j0 < cols; j0 += TransposeTile)
+                    TransposeTile32((T*)s, (T*)d, rows, cols, perm, j0, tile * TransposeTile, Math.Min(rows, (tile + 1) * TransposeTile), gather: false);
+            });
+        }
+    }
+
+    /// <summary>Permuted columns [j0, j0 + 32) × rows [r0, r1) (all 32-row tiles in between) of the row-major [rows × cols] side
+    /// against the transposed [cols × rows] side: gather reads the first into the second, scatter the reverse.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // once per tile: never leave it to tier-0 code
+    static unsafe void TransposeTile32<T>(T* src, T* dst, int rows, int cols, int[] perm, int j0, int r0, int r1, bool gather) where T : unmanaged
+    {
+        var j1 = Math.Min(j0 + TransposeTile, cols);
+        for (var t0 = r0; t0 < r1; t0 += TransposeTile)
+        {
+            var t1 = Math.Min(t0 + TransposeTile, r1);
+            if (gather)
+                for (var j = j0; j < j1; j++)
+                    for (int r = t0, c = perm[j]; r < t1; r++)
+                        dst[(long)j * rows + r] = src[(long)r * cols + c];
+            else
+                for (var r = t0; r < t1; r++)
                     for (var j = j0; j < j1; j++)
-                        dst[r * cols + perm[j]] = src[j * rows + r];
+                        dst[(long)r * cols + perm[j]] = src[(long)j * rows + r];
+        }
     }
 
     /// <summary>One column's quantize-and-error step over a run of rows: w ← (q − zp)·scale with q on the integer grid,
     /// e ← (w − ŵ)/d, codes ← q; scale and zero point per row. Vectorized; bit for bit <see cref="Reference.QuantizeColumn"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: never leave it to tier-0 code
     internal static void QuantizeColumn(Span<float> w, Span<float> e, Span<byte> codes, ReadOnlySpan<float> scale, ReadOnlySpan<float> zeroPoint,
         float d, QuantizationArgs args)
     {
@@ -312,6 +349,7 @@ public static class Gptq
 
         /// <summary>Block [i1, i2) over the chunk's rows, in tiles of rows so that the block's weights and errors stay in
         /// L2 across its columns; returns the chunk's share of the loss, summed column by column.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         double SweepBlock(int i1, int i2, (int R0, int R1) chunk, float[] scratch)
         {
             for (var r0 = chunk.R0; r0 < chunk.R1; r0 += TileRows)
@@ -344,6 +382,7 @@ public static class Gptq
         /// <summary>Fixes the scale and zero point of group g for rows [r0, r1) from the group's current weights. Sweep
         /// position i in block [i1, …): columns right of the block still miss the block's pending lazy update
         /// −Σ_{p∈[i1,i)} U[p, c]·E[p], which is applied here to a copy.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void FixGroup(int g, int i1, int i, (int R0, int R1) rowRange, float[] scratch)
         {
             var (r0, r1) = rowRange;

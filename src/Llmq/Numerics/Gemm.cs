@@ -109,7 +109,7 @@ public static partial class Gemm
 
         // Cut C into a grid of regions, several per core so uneven regions (triangles, edges) balance out. Symmetric
         // products are cut even on one thread: each region needs scratch its size, kept to at most about 1024².
-        int target = parallel ? threads * (fill == Fill.Full ? 2 : 8) : 1;
+        int target = parallel ? threads * (fill == Fill.Full && zeros == Zeros.None ? 2 : 8) : 1; // skipped zero blocks make regions uneven too
         if (fill == Fill.Symmetric) target = Math.Max(target, Square((n + 1023) / 1024));
         int mBlocks = Math.Max(1, (int)Math.Round(Math.Sqrt(target * (double)m / n)));
         int nBlocks = Math.Max(1, (target + mBlocks - 1) / mBlocks);
