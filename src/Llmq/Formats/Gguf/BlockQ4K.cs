@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Llmq.Formats.Gguf;
@@ -35,11 +36,11 @@ internal static class BlockQ4K
         Span<Vector512<float>> xt = stackalloc Vector512<float>[Sub];
         Span<Vector512<float>> wt = stackalloc Vector512<float>[Sub];
         Span<Vector512<float>> lt = stackalloc Vector512<float>[Sub];
+        ReadOnlySpan<float> levels = MemoryMarshal.Cast<Vector512<float>, float>(lt);   // the search's levels, lane-interleaved
         Span<Vector512<float>> laux = stackalloc Vector512<float>[Sub];
         Span<float> scales = stackalloc float[QuantMathLanes.Lanes];
         Span<float> mins = stackalloc float[QuantMathLanes.Lanes];
         Span<float> sw = stackalloc float[QuantMathLanes.Lanes];
-        Span<float> levels = stackalloc float[Sub * QuantMathLanes.Lanes];
         Span<float> sigma2 = stackalloc float[QuantMathLanes.Lanes];
         Span<int> L = stackalloc int[QK];
         int nb = x.Length / QK;
@@ -81,14 +82,16 @@ internal static class BlockQ4K
             }
             scale.CopyTo(scales);
             min.CopyTo(mins);
-            System.Runtime.InteropServices.MemoryMarshal.Cast<Vector512<float>, float>(lt).CopyTo(levels);
             for (int b = 0; b < count; b++)
             {
-                for (int j = 0; j < 8; ++j)
-                    for (int l = 0; l < Sub; ++l)
-                        L[Sub * j + l] = (int)levels[l * QuantMathLanes.Lanes + 8 * b + j];
-                EncodeBlock(x.Slice((i + b) * QK, QK), y.Slice((i + b) * blockBytes, blockBytes), scales.Slice(8 * b, 8), mins.Slice(8 * b, 8),
+                var yb = y.Slice((i + b) * blockBytes, blockBytes);
+                int kept = Encode(x.Slice((i + b) * QK, QK), yb, scales.Slice(8 * b, 8), mins.Slice(8 * b, 8),
                     importance.IsEmpty ? default : sw.Slice(8 * b, 8), L, nmax);
+                for (int j = 0; j < 8; ++j)
+                    if ((kept & (1 << j)) != 0)
+                        for (int l = 0; l < Sub; ++l)
+                            L[Sub * j + l] = (int)levels[l * QuantMathLanes.Lanes + 8 * b + j];
+                Pack(yb, L, nmax);
             }
         }
     }
@@ -140,15 +143,17 @@ internal static class BlockQ4K
                 }
             }
             for (int l = 0; l < QK; ++l) L[l] = levels[l];
-            EncodeBlock(xb, y.Slice(i * blockBytes, blockBytes), scales, mins, importance.IsEmpty ? default : sw, L, nmax);
+            var yb = y.Slice(i * blockBytes, blockBytes);
+            Encode(xb, yb, scales, mins, importance.IsEmpty ? default : sw, L, nmax);
+            Pack(yb, L, nmax);
         }
     }
 
-    /// <summary>Everything after the sub-block searches: 6-bit sub-block scales and mins under f16 d and dmin (rounded
-    /// against the largest, or by make_qp_quants when <paramref name="sw"/> holds importance sums), the levels requantized
-    /// with those rounded scales (a sub-block whose scale rounds to 0 keeps its search levels, given in <paramref name="L"/>),
-    /// and the packing.</summary>
-    static void EncodeBlock(ReadOnlySpan<float> xb, Span<byte> yb, ReadOnlySpan<float> scales, ReadOnlySpan<float> mins,
+    /// <summary>What follows the sub-block searches: 6-bit sub-block scales and mins under f16 d and dmin (rounded against
+    /// the largest, or by make_qp_quants when <paramref name="sw"/> holds importance sums), and the levels requantized
+    /// with those rounded scales into <paramref name="L"/>. A sub-block whose scale rounds to 0 keeps its search levels:
+    /// returns those sub-blocks as bits, for the caller to fill in before <see cref="Pack"/>.</summary>
+    static int Encode(ReadOnlySpan<float> xb, Span<byte> yb, ReadOnlySpan<float> scales, ReadOnlySpan<float> mins,
         ReadOnlySpan<float> sw, Span<int> L, int nmax)
     {
         var sc = yb.Slice(4, 12);
@@ -191,15 +196,24 @@ internal static class BlockQ4K
 
         float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb));
         float mAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[2..]));
+        int kept = 0;
         for (int j = 0; j < QK / 32; ++j)
         {
             QuantMath.GetScaleMinK4(j, sc, out byte s, out byte m);
             float d = dAll * s;
-            if (d == 0) continue;
+            if (d == 0)
+            {
+                kept |= 1 << j;
+                continue;
+            }
             float dm = mAll * m;
             QuantMath.Requantize(xb.Slice(32 * j, 32), dm, d, 0, nmax, 0, L.Slice(32 * j, 32));
         }
+        return kept;
+    }
 
+    static void Pack(Span<byte> yb, ReadOnlySpan<int> L, int nmax)
+    {
         if (nmax == 15)
         {
             var q = yb.Slice(16, QK / 2);

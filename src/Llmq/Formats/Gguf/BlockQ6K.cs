@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Llmq.Formats.Gguf;
@@ -25,9 +26,9 @@ internal static class BlockQ6K
         Span<Vector512<float>> xt = stackalloc Vector512<float>[Sub];
         Span<Vector512<float>> wt = stackalloc Vector512<float>[Sub];
         Span<Vector512<float>> lt = stackalloc Vector512<float>[Sub];
+        ReadOnlySpan<float> levels = MemoryMarshal.Cast<Vector512<float>, float>(lt);   // the search's levels, lane-interleaved
         Span<Vector512<float>> laux = stackalloc Vector512<float>[Sub];
         Span<float> scales = stackalloc float[QK / Sub];
-        Span<float> levels = stackalloc float[QK];
         Span<int> L = stackalloc int[QK];
         int nb = x.Length / QK;
         for (int i = 0; i < nb; i++)
@@ -38,11 +39,14 @@ internal static class BlockQ6K
             else
                 QuantMathLanes.Transpose(importance.Slice(i * QK, QK), Sub, wt);
             QuantMathLanes.MakeQxQuants(32, xt, wt, lt, laux).CopyTo(scales);
-            System.Runtime.InteropServices.MemoryMarshal.Cast<Vector512<float>, float>(lt).CopyTo(levels);
+            var yb = y.Slice(i * BlockBytes, BlockBytes);
+            int kept = Encode(x.Slice(i * QK, QK), yb, scales, L);
+            if (kept < 0) continue;
             for (int ib = 0; ib < QK / Sub; ++ib)
-                for (int l = 0; l < Sub; ++l)
-                    L[Sub * ib + l] = (int)levels[l * QuantMathLanes.Lanes + ib];
-            EncodeBlock(x.Slice(i * QK, QK), y.Slice(i * BlockBytes, BlockBytes), scales, L);
+                if ((kept & (1 << ib)) != 0)
+                    for (int l = 0; l < Sub; ++l)
+                        L[Sub * ib + l] = (int)levels[l * QuantMathLanes.Lanes + ib];
+            Pack(yb, L);
         }
     }
 
@@ -63,13 +67,15 @@ internal static class BlockQ6K
                 scales[ib] = QuantMath.MakeQxQuants(16, 32, xb.Slice(16 * ib, 16), levels.Slice(16 * ib, 16), 1, qw);
             }
             for (int l = 0; l < QK; ++l) L[l] = levels[l];
-            EncodeBlock(xb, y.Slice(i * BlockBytes, BlockBytes), scales, L);
+            var yb = y.Slice(i * BlockBytes, BlockBytes);
+            if (Encode(xb, yb, scales, L) >= 0) Pack(yb, L);
         }
     }
 
-    /// <summary>Everything after the sub-block searches: int8 sub-block scales under f16 d, the levels requantized with
-    /// them (a sub-block whose scale rounds to 0 keeps its search levels, given in <paramref name="L"/>), the packing.</summary>
-    static void EncodeBlock(ReadOnlySpan<float> xb, Span<byte> yb, ReadOnlySpan<float> scales, Span<int> L)
+    /// <summary>What follows the sub-block searches: int8 sub-block scales under f16 d and the levels requantized with
+    /// them into <paramref name="L"/>. A sub-block whose scale rounds to 0 keeps its search levels: returns those
+    /// sub-blocks as bits, for the caller to fill in before <see cref="Pack"/>; −1 when the whole block is zero (written).</summary>
+    static int Encode(ReadOnlySpan<float> xb, Span<byte> yb, ReadOnlySpan<float> scales, Span<int> L)
     {
         float maxScale = 0, maxAbsScale = 0;
         for (int ib = 0; ib < QK / 16; ++ib)
@@ -80,7 +86,7 @@ internal static class BlockQ6K
         if (maxAbsScale < QuantMath.GroupMaxEps)
         {
             yb.Clear();
-            return;
+            return -1;
         }
         float iscale = -128f / maxScale;
         BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(1 / iscale));
@@ -88,14 +94,23 @@ internal static class BlockQ6K
             yb[OffScales + ib] = (byte)(sbyte)Math.Min(127, QuantMath.NearestInt(iscale * scales[ib]));
 
         float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[OffD..]));
+        int kept = 0;
         for (int j = 0; j < QK / 16; ++j)
         {
             float d = dAll * (sbyte)yb[OffScales + j];
-            if (d == 0) continue;
+            if (d == 0)
+            {
+                kept |= 1 << j;
+                continue;
+            }
             // ggml rounds x/d; (x + 0)/d rounds to the same integer for every x (only the sign of a zero can differ)
             QuantMath.Requantize(xb.Slice(16 * j, 16), 0f, d, -32, 31, 32, L.Slice(16 * j, 16));
         }
+        return kept;
+    }
 
+    static void Pack(Span<byte> yb, ReadOnlySpan<int> L)
+    {
         for (int j = 0; j < QK; j += 128)
         {
             var ql = yb.Slice(j / 2, 64);

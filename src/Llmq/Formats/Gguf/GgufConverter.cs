@@ -96,6 +96,8 @@ public static class GgufConverter
                 void WriteNext(IReadOnlyDictionary<string, byte[]>? solved)
                 {
                     progress?.Report($"[{next + 1}/{plan.Count}] {plan[next].Gguf} → {GgmlTypes.Name(reports[next].Type)}");
+                    // the kernel reads the next tensor from disk while this one is quantized
+                    if (next + 1 < plan.Count && plan[next + 1].Values is null) PageRelease.Prefetch(checkpoint, checkpoint.Info(plan[next + 1].Hf));
                     WriteTensor(writer, checkpoint, config, plan[next], reports[next].Type, imatrix, solved?.GetValueOrDefault(plan[next].Hf), scratch);
                     next++;
                 }

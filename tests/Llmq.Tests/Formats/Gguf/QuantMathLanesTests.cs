@@ -6,7 +6,7 @@ namespace Llmq.Tests.Formats.Gguf;
 
 /// <summary>The lane-parallel K-quant searches against the scalar ones they replace: every lane, and every whole row,
 /// must be bit-identical, on groups built to reach the searches' corners (all-zero, sub-epsilon, constant, one-signed,
-/// outliers, ties, signed zeros, subnormals).</summary>
+/// outliers, ties, signed zeros, subnormals, NaN and infinity).</summary>
 public class QuantMathLanesTests
 {
     /// <summary>16 groups of n values, each of a different kind, shuffled by the seed.</summary>
@@ -17,7 +17,7 @@ public class QuantMathLanesTests
         for (int g = 0; g < QuantMathLanes.Lanes; g++)
         {
             var group = x.AsSpan(g * n, n);
-            int kind = (g + seed) % 12;
+            int kind = (g + seed) % 14;
             for (int i = 0; i < n; i++)
             {
                 float gauss = (float)(Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
@@ -33,6 +33,8 @@ public class QuantMathLanesTests
                     7 => i % 2 == 0 ? 0f : -0f,                      // signed zeros
                     8 => gauss * 1e-39f,                             // subnormals
                     9 => MathF.Round(gauss * 4) / 4,                 // coarse grid: many equal errors
+                    10 => i == 3 ? float.NaN : gauss,                // NaN: the fast float rounding must not be used
+                    11 => i == 5 ? float.PositiveInfinity : gauss,
                     _ => gauss * (float)Math.Pow(10, rng.Next(-3, 3)),
                 };
             }
