@@ -1,6 +1,9 @@
 using Llmq.Numerics;
 using Llmq.Quantization;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Llmq.Algorithms;
 
@@ -77,15 +80,8 @@ public static class Gptq
         var loss = solver.Run();
 
         var codes = new byte[rows * cols];
-        for (var j = 0; j < cols; j++)
-        {
-            var c = perm[j];
-            for (var r = 0; r < rows; r++)
-            {
-                weight[r * cols + c] = solver.WT[j * rows + r];
-                codes[r * cols + c] = solver.CodesT[j * rows + r];
-            }
-        }
+        ScatterTransposed<float>(solver.WT, weight, rows, cols, perm);
+        ScatterTransposed<byte>(solver.CodesT, codes, rows, cols, perm);
 
         return new GptqResult { Codes = codes, QParams = qParams, Loss = loss / 2, FellBackToRoundToNearest = fellBack };
     }
@@ -98,14 +94,16 @@ public static class Gptq
         for (var j = 0; j < cols; j++) meanDiag += h[j * cols + j];
         meanDiag /= cols;
 
-        var u = new float[cols * cols];
+        var u = GC.AllocateUninitializedArray<float>(cols * cols);
+        var identity = perm.AsSpan().SequenceEqual(Identity(cols));
         var damp = dampeningFrac;
         for (var attempt = 0; attempt <= MaxDampeningRetries; attempt++, damp = Math.Max(damp * 10, 1e-3))
         {
             for (var i = 0; i < cols; i++)
             {
                 var src = perm[i] * cols;
-                for (var j = 0; j < cols; j++) u[i * cols + j] = h[src + perm[j]];
+                if (identity) h.Slice(src, cols).CopyTo(u.AsSpan(i * cols, cols));
+                else for (var j = 0; j < cols; j++) u[i * cols + j] = h[src + perm[j]];
                 u[i * cols + i] += (float)(damp * meanDiag);
             }
             try
@@ -139,6 +137,96 @@ public static class Gptq
         return p;
     }
 
+    const int TransposeTile = 32; // 32 rows × 32 columns: both sides of a tile stay in L1
+
+    /// <summary>dst[j·rows + r] = src[r·cols + perm[j]] (permuted transpose into the sweep's layout), in tiles so that
+    /// neither side is walked with a cache line per element.</summary>
+    static void GatherTransposed(ReadOnlySpan<float> src, Span<float> dst, int rows, int cols, int[] perm)
+    {
+        for (var j0 = 0; j0 < cols; j0 += TransposeTile)
+            for (var r0 = 0; r0 < rows; r0 += TransposeTile)
+                for (int j = j0, j1 = Math.Min(j0 + TransposeTile, cols), r1 = Math.Min(r0 + TransposeTile, rows); j < j1; j++)
+                    for (int r = r0, c = perm[j]; r < r1; r++)
+                        dst[j * rows + r] = src[r * cols + c];
+    }
+
+    /// <summary>The inverse of <see cref="GatherTransposed"/>: dst[r·cols + perm[j]] = src[j·rows + r].</summary>
+    static void ScatterTransposed<T>(ReadOnlySpan<T> src, Span<T> dst, int rows, int cols, int[] perm)
+    {
+        for (var r0 = 0; r0 < rows; r0 += TransposeTile)
+            for (var j0 = 0; j0 < cols; j0 += TransposeTile)
+                for (int r = r0, r1 = Math.Min(r0 + TransposeTile, rows), j1 = Math.Min(j0 + TransposeTile, cols); r < r1; r++)
+                    for (var j = j0; j < j1; j++)
+                        dst[r * cols + perm[j]] = src[j * rows + r];
+    }
+
+    /// <summary>One column's quantize-and-error step over a run of rows: w ← (q − zp)·scale with q on the integer grid,
+    /// e ← (w − ŵ)/d, codes ← q; scale and zero point per row. Vectorized; bit for bit <see cref="Reference.QuantizeColumn"/>.</summary>
+    internal static void QuantizeColumn(Span<float> w, Span<float> e, Span<byte> codes, ReadOnlySpan<float> scale, ReadOnlySpan<float> zeroPoint,
+        float d, QuantizationArgs args)
+    {
+        var n = w.Length;
+        if (e.Length < n || codes.Length < n || scale.Length < n || zeroPoint.Length < n) throw new ArgumentException("spans shorter than the weight run");
+        ref var pw = ref MemoryMarshal.GetReference(w);
+        ref var pe = ref MemoryMarshal.GetReference(e);
+        ref var ps = ref MemoryMarshal.GetReference(scale);
+        ref var pz = ref MemoryMarshal.GetReference(zeroPoint);
+        ref var pc = ref MemoryMarshal.GetReference(codes);
+        var r = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> lo = Vector512.Create(args.QMin), hi = Vector512.Create(args.QMax), dv = Vector512.Create(d);
+            for (; r <= n - Vector512<float>.Count; r += Vector512<float>.Count)
+            {
+                var (x, s, z) = (Vector512.LoadUnsafe(ref pw, (nuint)r), Vector512.LoadUnsafe(ref ps, (nuint)r), Vector512.LoadUnsafe(ref pz, (nuint)r));
+                var t = x / s + z;
+                // Math.Clamp's exact order of tests, then round half to even (MathF.Round's ToEven).
+                t = Vector512.ConditionalSelect(Vector512.LessThan(t, lo), lo, t);
+                var code = Vector512.Round(Vector512.ConditionalSelect(Vector512.GreaterThan(t, hi), hi, t));
+                var q = (code - z) * s;
+                ((x - q) / dv).StoreUnsafe(ref pe, (nuint)r);
+                q.StoreUnsafe(ref pw, (nuint)r);
+                var c16 = Vector512.Narrow(Vector512.ConvertToInt32(code), Vector512<int>.Zero);
+                Vector512.Narrow(c16, Vector512<short>.Zero).AsByte().GetLower().GetLower().StoreUnsafe(ref pc, (nuint)r);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> lo = Vector256.Create(args.QMin), hi = Vector256.Create(args.QMax), dv = Vector256.Create(d);
+            for (; r <= n - Vector256<float>.Count; r += Vector256<float>.Count)
+            {
+                var (x, s, z) = (Vector256.LoadUnsafe(ref pw, (nuint)r), Vector256.LoadUnsafe(ref ps, (nuint)r), Vector256.LoadUnsafe(ref pz, (nuint)r));
+                var t = x / s + z;
+                t = Vector256.ConditionalSelect(Vector256.LessThan(t, lo), lo, t);
+                var code = Vector256.Round(Vector256.ConditionalSelect(Vector256.GreaterThan(t, hi), hi, t));
+                var q = (code - z) * s;
+                ((x - q) / dv).StoreUnsafe(ref pe, (nuint)r);
+                q.StoreUnsafe(ref pw, (nuint)r);
+                var c16 = Vector256.Narrow(Vector256.ConvertToInt32(code), Vector256<int>.Zero);
+                Vector256.Narrow(c16, Vector256<short>.Zero).AsByte().GetLower().GetLower().StoreUnsafe(ref pc, (nuint)r);
+            }
+        }
+        Reference.QuantizeColumn(w[r..n], e[r..n], codes[r..n], scale[r..n], zeroPoint[r..n], d, args);
+    }
+
+    /// <summary>Scalar definitions the vectorized code is tested against.</summary>
+    internal static class Reference
+    {
+        public static void QuantizeColumn(Span<float> w, Span<float> e, Span<byte> codes, ReadOnlySpan<float> scale, ReadOnlySpan<float> zeroPoint,
+            float d, QuantizationArgs args)
+        {
+            for (var r = 0; r < w.Length; r++)
+            {
+                float s = scale[r], zp = zeroPoint[r];
+                var code = FakeQuant.Reference.Grid(w[r], s, zp, args);
+                var q = (code - zp) * s;
+                e[r] = (w[r] - q) / d;
+                codes[r] = (byte)(sbyte)code;
+                w[r] = q;
+            }
+        }
+    }
+
     /// <summary>The column sweep over the transposed, permuted weight WT [cols × rows] (column j of W is the contiguous
     /// row j of WT), so every per-column step is a contiguous vector operation.</summary>
     sealed class Sweep
@@ -146,7 +234,7 @@ public static class Gptq
         public readonly float[] WT;
         public readonly byte[] CodesT;
 
-        readonly int _rows, _cols, _groups;
+        readonly int _rows, _cols, _groups, _maxMembers;
         readonly float[] _u;
         readonly QuantizationArgs _args, _channelArgs;
         readonly ModelPrecision _precision;
@@ -158,6 +246,7 @@ public static class Gptq
         readonly int[] _memberStart;  // CSR: permuted columns of group g are _members[_memberStart[g] .. _memberStart[g+1])
         readonly int[] _members;
         readonly float[] _errors;     // E [blockSize × rows]: scaled errors of the current block
+        readonly float[] _scaleT, _zeroT; // [groups × rows]: the qparams of _qp, group-major so a column's are contiguous (zeros when symmetric)
 
         public Sweep(Span<float> weight, int rows, int cols, float[] u, int[] perm, QuantizationArgs args, ModelPrecision precision,
             QParams qp, int groupSize, ActOrder actOrder, GptqOptions options)
@@ -168,12 +257,12 @@ public static class Gptq
             _channelArgs = args with { Strategy = QuantizationStrategy.Channel, GroupSize = null, ActOrder = null };
             _observer = options.Observer ?? Observers.ForWeights(args);
             var groups = _groups;
-            WT = new float[cols * rows];
-            for (var r = 0; r < rows; r++)
-                for (var j = 0; j < cols; j++)
-                    WT[j * rows + r] = weight[r * cols + perm[j]];
+            WT = GC.AllocateUninitializedArray<float>(cols * rows);
+            GatherTransposed(weight, WT, rows, cols, perm);
             CodesT = new byte[cols * rows];
             _errors = new float[Math.Min(options.BlockSize, cols) * rows];
+            _scaleT = new float[groups * rows];
+            _zeroT = new float[groups * rows];
 
             _groupOf = new int[cols];
             for (var j = 0; j < cols; j++) _groupOf[j] = (actOrder == ActOrder.Group ? j : perm[j]) / groupSize;
@@ -185,84 +274,84 @@ public static class Gptq
                 if (_firstColumn[_groupOf[j]] < 0) _firstColumn[_groupOf[j]] = j;
                 _memberStart[_groupOf[j] + 1]++;
             }
+            for (var g = 0; g < groups; g++) _maxMembers = Math.Max(_maxMembers, _memberStart[g + 1]);
             for (var g = 0; g < groups; g++) _memberStart[g + 1] += _memberStart[g];
             _members = new int[cols];
             var fill = (int[])_memberStart.Clone();
             for (var j = 0; j < cols; j++) _members[fill[_groupOf[j]]++] = j;
         }
 
-        public double Run()
+        public unsafe double Run()
         {
             var chunks = Math.Max(1, Math.Min(Environment.ProcessorCount * 2, _rows / 32));
             var chunkLoss = new double[chunks];
+            // Per chunk, reused by every group: the group's values [rows × members] and one column.
+            var scratch = new float[chunks][];
+            for (var c = 0; c < chunks; c++) scratch[c] = new float[(Chunk(c, chunks).R1 - Chunk(c, chunks).R0) * (_maxMembers + 1)];
             if (_options.GroupQParams == GroupQParams.BeforeSweep)
-                Parallel.For(0, chunks, c => { var (r0, r1) = Chunk(c, chunks); for (var g = 0; g < _groups; g++) FixGroup(g, 0, 0, r0, r1); });
+                Parallel.For(0, chunks, c => { for (var g = 0; g < _groups; g++) FixGroup(g, 0, 0, Chunk(c, chunks), scratch[c]); });
 
-            var trailing = new float[Math.Max(0, _cols - Math.Min(_options.BlockSize, _cols)) * Math.Min(_options.BlockSize, _cols)];
             for (var i1 = 0; i1 < _cols; i1 += _options.BlockSize)
             {
                 var i2 = Math.Min(i1 + _options.BlockSize, _cols);
-                Parallel.For(0, chunks, c => { var (r0, r1) = Chunk(c, chunks); chunkLoss[c] += SweepBlock(i1, i2, r0, r1); });
+                Parallel.For(0, chunks, c => chunkLoss[c] += SweepBlock(i1, i2, Chunk(c, chunks), scratch[c]));
                 if (i2 == _cols) break;
 
-                // Lazy update of everything right of the block: WT[i2:, :] −= U[i1:i2, i2:]ᵀ · E (the one big GEMM).
+                // Lazy update of everything right of the block: WT[i2:, :] −= U[i1:i2, i2:]ᵀ · E (the one big GEMM), U read in place.
                 int m = _cols - i2, k = i2 - i1;
-                for (var j = 0; j < m; j++)
-                    for (var p = 0; p < k; p++)
-                        trailing[j * k + p] = -_u[(i1 + p) * _cols + i2 + j];
-                Gemm.MatMul(trailing.AsSpan(0, m * k), _errors.AsSpan(0, k * _rows), WT.AsSpan(i2 * _rows), m, _rows, k, accumulate: true);
+                fixed (float* pu = _u) fixed (float* pe = _errors) fixed (float* pw = WT)
+                    Gemm.Multiply(new(pu + (long)i1 * _cols + i2, 1, _cols), new(pe, _rows, 1), pw + (long)i2 * _rows, _rows, m, _rows, k,
+                        -1f, true, Gemm.Fill.Full);
             }
             return chunkLoss.Sum();
         }
 
+        const int TileRows = 256; // weights and errors of a 128-column block over 256 rows: 256 KiB
+
         (int R0, int R1) Chunk(int c, int chunks) => ((int)((long)_rows * c / chunks), (int)((long)_rows * (c + 1) / chunks));
 
-        double SweepBlock(int i1, int i2, int r0, int r1)
+        /// <summary>Block [i1, i2) over the chunk's rows, in tiles of rows so that the block's weights and errors stay in
+        /// L2 across its columns; returns the chunk's share of the loss, summed column by column.</summary>
+        double SweepBlock(int i1, int i2, (int R0, int R1) chunk, float[] scratch)
         {
-            var n = r1 - r0;
-            double loss = 0;
-            for (var i = i1; i < i2; i++)
+            for (var r0 = chunk.R0; r0 < chunk.R1; r0 += TileRows)
             {
-                var g = _groupOf[i];
-                if (_options.GroupQParams == GroupQParams.AtGroupStart && _firstColumn[g] == i) FixGroup(g, i1, i, r0, r1);
+                var tile = (R0: r0, R1: Math.Min(r0 + TileRows, chunk.R1));
+                var n = tile.R1 - r0;
+                for (var i = i1; i < i2; i++)
+                {
+                    var g = _groupOf[i];
+                    if (_options.GroupQParams == GroupQParams.AtGroupStart && _firstColumn[g] == i) FixGroup(g, i1, i, tile, scratch);
 
-                var w = WT.AsSpan(i * _rows + r0, n);
-                var e = _errors.AsSpan((i - i1) * _rows + r0, n);
-                var codes = CodesT.AsSpan(i * _rows + r0, n);
-                var d = _u[i * _cols + i];
-                for (var r = 0; r < n; r++)
-                {
-                    var slot = (r0 + r) * _groups + g;
-                    float scale = _qp.Scale[slot], zp = _qp.ZeroPointOf(slot);
-                    var code = FakeQuant.Reference.Grid(w[r], scale, zp, _args);
-                    var q = (code - zp) * scale;
-                    var err = (w[r] - q) / d;
-                    loss += (double)err * err;
-                    codes[r] = (byte)(sbyte)code;
-                    w[r] = q;
-                    e[r] = err;
-                }
-                for (var k = i + 1; k < i2; k++)
-                {
-                    var uik = _u[i * _cols + k];
-                    if (uik == 0) continue;
-                    var wk = WT.AsSpan(k * _rows + r0, n);
-                    TensorPrimitives.MultiplyAdd(e, -uik, wk, wk);
+                    var e = _errors.AsSpan((i - i1) * _rows + r0, n);
+                    QuantizeColumn(WT.AsSpan(i * _rows + r0, n), e, CodesT.AsSpan(i * _rows + r0, n), _scaleT.AsSpan(g * _rows + r0, n),
+                        _zeroT.AsSpan(g * _rows + r0, n), _u[i * _cols + i], _args);
+                    for (var k = i + 1; k < i2; k++)
+                    {
+                        var uik = _u[i * _cols + k];
+                        if (uik == 0) continue;
+                        var wk = WT.AsSpan(k * _rows + r0, n);
+                        TensorPrimitives.MultiplyAdd(e, -uik, wk, wk);
+                    }
                 }
             }
+            double loss = 0;
+            for (var i = i1; i < i2; i++)
+                foreach (var err in _errors.AsSpan((i - i1) * _rows + chunk.R0, chunk.R1 - chunk.R0)) loss += (double)err * err;
             return loss;
         }
 
         /// <summary>Fixes the scale and zero point of group g for rows [r0, r1) from the group's current weights. Sweep
         /// position i in block [i1, …): columns right of the block still miss the block's pending lazy update
         /// −Σ_{p∈[i1,i)} U[p, c]·E[p], which is applied here to a copy.</summary>
-        void FixGroup(int g, int i1, int i, int r0, int r1)
+        void FixGroup(int g, int i1, int i, (int R0, int R1) rowRange, float[] scratch)
         {
+            var (r0, r1) = rowRange;
             var n = r1 - r0;
             var blockEnd = Math.Min(i1 + _options.BlockSize, _cols);
             var count = _memberStart[g + 1] - _memberStart[g];
-            var column = new float[n];
-            var values = new float[n * count]; // [row × member]
+            var values = scratch.AsSpan(0, n * count); // [row × member]
+            var column = scratch.AsSpan(n * count, n);
             for (var t = 0; t < count; t++)
             {
                 var c = _members[_memberStart[g] + t];
@@ -275,8 +364,8 @@ public static class Gptq
             var qp = _observer.Compute(values, n, count, _channelArgs, _precision);
             for (var r = 0; r < n; r++)
             {
-                _qp.Scale[(r0 + r) * _groups + g] = qp.Scale[r];
-                if (_qp.ZeroPoint is not null) _qp.ZeroPoint[(r0 + r) * _groups + g] = qp.ZeroPointOf(r);
+                _qp.Scale[(r0 + r) * _groups + g] = _scaleT[g * _rows + r0 + r] = qp.Scale[r];
+                if (_qp.ZeroPoint is not null) _qp.ZeroPoint[(r0 + r) * _groups + g] = _zeroT[g * _rows + r0 + r] = qp.ZeroPointOf(r);
             }
         }
     }

@@ -46,6 +46,42 @@ public class GptqTests
         return s;
     }
 
+    [Theory]
+    [InlineData(4, true)]
+    [InlineData(4, false)]
+    [InlineData(8, true)]
+    [InlineData(2, false)]
+    public void VectorizedColumnStepMatchesTheScalarReferenceBitForBit(int bits, bool symmetric)
+    {
+        var args = new QuantizationArgs { NumBits = bits, Symmetric = symmetric, GroupSize = 128 }.Validated();
+        var rng = new Random(bits * 2 + (symmetric ? 1 : 0));
+        const int n = 203; // vector bodies and a scalar tail
+        var w = new float[n];
+        var scale = new float[n];
+        var zp = new float[n];
+        for (var r = 0; r < n; r++)
+        {
+            scale[r] = r % 4 == 0 ? MathF.Pow(2, rng.Next(-8, 0)) : (float)(rng.NextDouble() * 0.1 + 1e-4);
+            zp[r] = symmetric ? 0 : rng.Next((int)args.QMin, (int)args.QMax + 1);
+            w[r] = (r % 7) switch
+            {
+                0 => (rng.Next(-20, 20) + 0.5f - zp[r]) * scale[r], // exact ties when the scale is a power of two
+                1 => r % 2 == 0 ? 0f : -0f,
+                2 => (float)(rng.NextDouble() * 2 - 1) * 1000 * scale[r], // far outside the grid: clamped
+                _ => (float)(rng.NextDouble() * 2 - 1) * (args.QMax + 1) * scale[r],
+            };
+        }
+        var (wv, ev, cv) = ((float[])w.Clone(), new float[n], new byte[n]);
+        var (ws, es, cs) = ((float[])w.Clone(), new float[n], new byte[n]);
+        Gptq.QuantizeColumn(wv, ev, cv, scale, zp, 0.37f, args);
+        Gptq.Reference.QuantizeColumn(ws, es, cs, scale, zp, 0.37f, args);
+        Assert.Equal(cs, cv);
+        Assert.Equal(ws.Select(BitConverter.SingleToInt32Bits), wv.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(es.Select(BitConverter.SingleToInt32Bits), ev.Select(BitConverter.SingleToInt32Bits));
+        Assert.Contains(cs, c => (sbyte)c == (sbyte)args.QMin);
+        Assert.Contains(cs, c => (sbyte)c == (sbyte)args.QMax);
+    }
+
     [Fact]
     public void WithoutCorrelationsItIsRoundToNearest_SymmetricSpecExample()
     {
