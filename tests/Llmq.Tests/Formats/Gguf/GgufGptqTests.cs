@@ -142,21 +142,26 @@ public class GgufGptqTests
         Assert.True(differing < blocks.Length / 50, $"{differing} code bytes differ");
     }
 
+    /// <summary>Kept small (calibration 4 × 128 tokens, evaluation 6 windows × 256 on the first 20 paragraphs): the gain was
+    /// 2.2–3.9 % at 6 × 256 for each of six calibration sizes tried (4–16 samples of 64–128 tokens, with and without the
+    /// dataset), 3.9 % for this one; 100 windows with 128 × 256 calibration tokens give 2.4 % (notes/gguf-s2.md).</summary>
     [Fact]
     public void Stories260KGptqQ4_0HasLowerPerplexityThanLlamaCppQ4_0()
     {
         var model = SharedData.Path("models/stories260K-hf");
         var text = File.ReadAllText(SharedData.Path("data/tinystories/tinystories_val_moe-routing-bench.txt"));
         var paragraphs = TextSource.Paragraphs(text).ToList();
-        var evaluated = TextSource.FromText("first 100 paragraphs", string.Join("\n\n", paragraphs.Take(100)));
-        var calibration = TextSource.FromText("held-apart paragraphs", string.Join("\n\n", paragraphs.Skip(1200).Take(400)));
+        var evaluated = TextSource.FromText("first 20 paragraphs", string.Join("\n\n", paragraphs.Take(20)));
+        var calibration = TextSource.FromText("held-apart paragraphs", string.Join("\n\n", paragraphs.Skip(1200).Take(100)));
         var tokens = Perplexity.TokenStream(evaluated, ModelTokenizer.Load(model));
+        var windows = new PerplexityOptions { SeqLen = 256, MaxWindows = 6 };
+        Assert.True(tokens.Length >= windows.SeqLen * windows.MaxWindows, $"{tokens.Length} tokens");
         using var dir = new TempDirectory();
 
         double Ppl(string path)
         {
             using var m = EvaluationModel.Open(path);
-            return Perplexity.Evaluate(new DecoderLogitsModel(m.Model), tokens, new PerplexityOptions { SeqLen = 256, MaxWindows = 12 }).Perplexity;
+            return Perplexity.Evaluate(new DecoderLogitsModel(m.Model), tokens, windows).Perplexity;
         }
 
         double Gguf(string name, GgufConvertOptions options) => Ppl(GgufConverter.Convert(model, dir[name], options).Path);
@@ -164,9 +169,9 @@ public class GgufGptqTests
         double plain = Gguf("plain.gguf", new GgufConvertOptions { FileType = GgufFileType.Q4_0 });
         double gptq = Gguf("gptq.gguf", new GgufConvertOptions
         {
-            FileType = GgufFileType.Q4_0, Method = GgufMethod.Gptq, Dataset = calibration, Samples = 16, SeqLen = 128,
+            FileType = GgufFileType.Q4_0, Method = GgufMethod.Gptq, Dataset = calibration, Samples = 4, SeqLen = 128,
         });
-        TestContext.Current.TestOutputHelper?.WriteLine($"stories260K ppl: Q4_0 {plain:F4}, GPTQ Q4_0 {gptq:F4}");
-        Assert.True(gptq < plain, $"GPTQ {gptq} should beat llama.cpp's Q4_0 {plain}");
+        TestContext.Current.TestOutputHelper?.WriteLine($"stories260K ppl: Q4_0 {plain:F4}, GPTQ Q4_0 {gptq:F4} ({(plain - gptq) / plain:P2} lower)");
+        Assert.True(gptq < 0.99 * plain, $"GPTQ {gptq} should beat llama.cpp's Q4_0 {plain} by more than 1 %");
     }
 }
