@@ -246,9 +246,55 @@ public static class Gptq
         Reference.QuantizeColumn(w[r..n], e[r..n], codes[r..n], scale[r..n], zeroPoint[r..n], d, args);
     }
 
+    /// <summary>The in-block error feedback w_k ← e·(−U[i,k]) + w_k for the block's columns k after i; column k − i − 1 starts at
+    /// w[(k − i − 1)·stride]. Rounds as TensorPrimitives.MultiplyAdd (a product, then a sum; zeros of U skipped, so −0 stays),
+    /// but loads each run of e once for all the columns. Bit for bit <see cref="Reference.SpreadError"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void SpreadError(ReadOnlySpan<float> e, ReadOnlySpan<float> u, Span<float> w, int stride)
+    {
+        var n = e.Length;
+        if (u.Length > 0 && w.Length < (long)(u.Length - 1) * stride + n) throw new ArgumentException("weight span too short for the columns");
+        ref var pe = ref MemoryMarshal.GetReference(e);
+        ref var pw = ref MemoryMarshal.GetReference(w);
+        var r = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; r <= n - Vector512<float>.Count; r += Vector512<float>.Count)
+            {
+                var ev = Vector512.LoadUnsafe(ref pe, (nuint)r);
+                for (var k = 0; k < u.Length; k++)
+                {
+                    if (u[k] == 0) continue;
+                    var at = (nuint)(k * stride + r);
+                    (ev * Vector512.Create(-u[k]) + Vector512.LoadUnsafe(ref pw, at)).StoreUnsafe(ref pw, at);
+                }
+            }
+        else if (Vector256.IsHardwareAccelerated)
+            for (; r <= n - Vector256<float>.Count; r += Vector256<float>.Count)
+            {
+                var ev = Vector256.LoadUnsafe(ref pe, (nuint)r);
+                for (var k = 0; k < u.Length; k++)
+                {
+                    if (u[k] == 0) continue;
+                    var at = (nuint)(k * stride + r);
+                    (ev * Vector256.Create(-u[k]) + Vector256.LoadUnsafe(ref pw, at)).StoreUnsafe(ref pw, at);
+                }
+            }
+        if (r < n) Reference.SpreadError(e[r..], u, w[r..], stride);
+    }
+
     /// <summary>Scalar definitions the vectorized code is tested against.</summary>
     internal static class Reference
     {
+        public static void SpreadError(ReadOnlySpan<float> e, ReadOnlySpan<float> u, Span<float> w, int stride)
+        {
+            for (var k = 0; k < u.Length; k++)
+            {
+                if (u[k] == 0) continue;
+                var wk = w.Slice(k * stride, e.Length);
+                TensorPrimitives.MultiplyAdd(e, -u[k], wk, wk);
+            }
+        }
+
         public static void QuantizeColumn(Span<float> w, Span<float> e, Span<byte> codes, ReadOnlySpan<float> scale, ReadOnlySpan<float> zeroPoint,
             float d, QuantizationArgs args)
         {
@@ -364,13 +410,8 @@ public static class Gptq
                     var e = _errors.AsSpan((i - i1) * _rows + r0, n);
                     QuantizeColumn(WT.AsSpan(i * _rows + r0, n), e, CodesT.AsSpan(i * _rows + r0, n), _scaleT.AsSpan(g * _rows + r0, n),
                         _zeroT.AsSpan(g * _rows + r0, n), _u[i * _cols + i], _args);
-                    for (var k = i + 1; k < i2; k++)
-                    {
-                        var uik = _u[i * _cols + k];
-                        if (uik == 0) continue;
-                        var wk = WT.AsSpan(k * _rows + r0, n);
-                        TensorPrimitives.MultiplyAdd(e, -uik, wk, wk);
-                    }
+                    if (i + 1 < i2)
+                        SpreadError(e, _u.AsSpan(i * _cols + i + 1, i2 - i - 1), WT.AsSpan((i + 1) * _rows + r0), _rows);
                 }
             }
             double loss = 0;

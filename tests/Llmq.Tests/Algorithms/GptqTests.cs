@@ -83,6 +83,24 @@ public class GptqTests
     }
 
     [Fact]
+    public void VectorizedErrorSpreadMatchesTheScalarReferenceBitForBit()
+    {
+        var rng = new Random(5);
+        const int n = 45, stride = 50, columns = 9; // vector bodies and a scalar tail; columns strided as in the sweep
+        var e = new float[n];
+        for (var r = 0; r < n; r++) e[r] = r % 5 == 0 ? 0f : (float)(rng.NextDouble() * 2 - 1);
+        var u = new float[columns];
+        for (var k = 0; k < columns; k++) u[k] = k % 3 == 1 ? 0f : (float)(rng.NextDouble() * 2 - 1);
+        var w = new float[(columns - 1) * stride + n + 3];
+        for (var i = 0; i < w.Length; i++) w[i] = i % 4 == 0 ? -0f : (float)(rng.NextDouble() * 2 - 1);
+        var (vectorized, reference) = ((float[])w.Clone(), (float[])w.Clone());
+        Gptq.SpreadError(e, u, vectorized, stride);
+        Gptq.Reference.SpreadError(e, u, reference, stride);
+        Assert.Equal(reference.Select(BitConverter.SingleToInt32Bits), vectorized.Select(BitConverter.SingleToInt32Bits));
+        Assert.NotEqual(w.Select(BitConverter.SingleToInt32Bits), vectorized.Select(BitConverter.SingleToInt32Bits));
+    }
+
+    [Fact]
     public void WithoutCorrelationsItIsRoundToNearest_SymmetricSpecExample()
     {
         // spec §9.1: INT4 symmetric, one group of 16 (float32 path)
