@@ -32,7 +32,7 @@ static class CholeskyBench
     }
 
     /// <summary>Symmetric, diagonal 2, off-diagonal entries below 1/n: positive definite by Gershgorin, built in O(n²).</summary>
-    internal static float[] Spd(int n)
+    static float[] Spd(int n)
     {
         var rng = new Random(7);
         var a = new float[(long)n * n];

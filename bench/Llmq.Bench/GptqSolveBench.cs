@@ -15,11 +15,15 @@ static class GptqSolveBench
         // (name, rows, cols, Linears of that shape per layer)
         foreach (var (name, rows, cols, count) in new[] { ("q_proj/o_proj", 896, 896, 2), ("k_proj/v_proj", 128, 896, 2), ("gate_proj/up_proj", 4864, 896, 2), ("down_proj", 896, 4864, 1) })
         {
-            var hessian = CholeskyBench.Spd(cols);
+            // H = 2/n·XᵀX of 4096 random inputs (what the pipeline accumulates), dampened as GPTQ does for the Cholesky alone.
+            var hessian = new float[cols * cols];
+            Gemm.AddXtX(BenchReport.RandomMatrix(4096L * cols, 2), 4096, cols, hessian, 2f / 4096);
+            var dampened = (float[])hessian.Clone();
+            for (var j = 0; j < cols; j++) dampened[j * cols + j] += 0.01f * hessian[j * cols + j];
             var weight = BenchReport.RandomMatrix((long)rows * cols, 1);
             var (h, w) = (new float[hessian.Length], new float[weight.Length]);
             void Setup() { hessian.CopyTo(h, 0); weight.CopyTo(w, 0); }
-            var chol = BenchReport.Best(() => Cholesky.UpperCholeskyOfInverse(h, cols), Setup, maxRuns: 3);
+            var chol = BenchReport.Best(() => Cholesky.UpperCholeskyOfInverse(h, cols), () => dampened.CopyTo(h, 0), maxRuns: 3);
             var gptq = BenchReport.Best(() => Gptq.Quantize(w, rows, cols, h, new GptqOptions(), args), Setup, maxRuns: 3);
             // Factor + triangular inverse (2n³/3) and the lazy updates (rows·cols² multiply-adds counted as 2 flops, halved: a triangle).
             double flops = 2.0 * cols * cols * cols / 3 + (double)rows * cols * cols;
