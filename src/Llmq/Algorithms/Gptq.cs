@@ -82,6 +82,8 @@ public static class Gptq
         var codes = new byte[rows * cols];
         ScatterTransposed<float>(solver.WT, weight, rows, cols, perm);
         ScatterTransposed<byte>(solver.CodesT, codes, rows, cols, perm);
+        ReusableArrays<float>.Return(u);
+        solver.Release();
 
         return new GptqResult { Codes = codes, QParams = qParams, Loss = loss / 2, FellBackToRoundToNearest = fellBack };
     }
@@ -94,7 +96,8 @@ public static class Gptq
         for (var j = 0; j < cols; j++) meanDiag += h[j * cols + j];
         meanDiag /= cols;
 
-        var u = GC.AllocateUninitializedArray<float>(cols * cols);
+        // Reused between calls: a fresh 94 MB U (down_proj) costs more in page faults than its copy.
+        var u = ReusableArrays<float>.Rent(cols * cols);
         var identity = perm.AsSpan().SequenceEqual(Identity(cols));
         var damp = dampeningFrac;
         for (var attempt = 0; attempt <= MaxDampeningRetries; attempt++, damp = Math.Max(damp * 10, 1e-3))
@@ -340,10 +343,10 @@ public static class Gptq
             _channelArgs = args with { Strategy = QuantizationStrategy.Channel, GroupSize = null, ActOrder = null };
             _observer = options.Observer ?? Observers.ForWeights(args);
             var groups = _groups;
-            WT = GC.AllocateUninitializedArray<float>(cols * rows);
+            WT = ReusableArrays<float>.Rent(cols * rows);
             GatherTransposed(weight, WT, rows, cols, perm);
-            CodesT = new byte[cols * rows];
-            _errors = new float[Math.Min(options.BlockSize, cols) * rows];
+            CodesT = ReusableArrays<byte>.Rent(cols * rows); // every element written by the sweep
+            _errors = ReusableArrays<float>.Rent(Math.Min(options.BlockSize, cols) * rows); // written before read, block by block
             _scaleT = new float[groups * rows];
             _zeroT = new float[groups * rows];
 
@@ -362,6 +365,14 @@ public static class Gptq
             _members = new int[cols];
             var fill = (int[])_memberStart.Clone();
             for (var j = 0; j < cols; j++) _members[fill[_groupOf[j]]++] = j;
+        }
+
+        /// <summary>Hands the large work arrays back for the next call; the sweep is done with.</summary>
+        public void Release()
+        {
+            ReusableArrays<float>.Return(WT);
+            ReusableArrays<byte>.Return(CodesT);
+            ReusableArrays<float>.Return(_errors);
         }
 
         public unsafe double Run()
