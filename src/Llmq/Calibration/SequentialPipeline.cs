@@ -146,6 +146,10 @@ public static class SequentialPipeline
 
             io.Restart();
             emitLayer(layer, results);
+            // A layer leaves hundreds of MB of large-object garbage (float32 weights, Hessians and their copies, codes); the
+            // GC's own budget would let it pile up to several GB before collecting, so the memory bound is kept here.
+            statistics = null;
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
             timings.Io += io.Elapsed.TotalSeconds;
 
             var elapsed = clock.Elapsed;
