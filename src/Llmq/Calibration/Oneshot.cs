@@ -43,8 +43,8 @@ public static class Oneshot
     {
         var clock = Stopwatch.StartNew();
         var recipe = options.Recipe;
-        using var model = DecoderModel.Open(options.Model);
         using var checkpoint = Checkpoint.Open(options.Model);
+        using var model = new DecoderModel(checkpoint, ModelConfig.Load(options.Model), options.Model); // one mapping of the weights
         var plan = QuantizationPlan.Create(checkpoint.Tensors, model.Config, recipe.Groups, recipe.Ignore, recipe.BypassDivisibilityChecks);
         CheckFormat(options.Format, recipe, plan, checkpoint);
 
@@ -66,6 +66,7 @@ public static class Oneshot
                 if (plan.Modules.ContainsKey(Module(t.Name)))
                     throw new LlmqException($"{Module(t.Name)} is outside the decoder layers; quantizing it is not supported (add it to ignore)");
                 writer.Add(t.Name, t.DType, t.Shape, checkpoint.Bytes(t.Name));
+                PageRelease.Release(checkpoint, t);
             }
 
             SequentialPipeline.Run(model, plan, recipe, samples,
@@ -82,6 +83,7 @@ public static class Oneshot
                             else writer.Add(t.Name, t.DType, t.Shape, checkpoint.Bytes(t.Name)); // bias
                         }
                         else writer.Add(t.Name, t.DType, t.Shape, checkpoint.Bytes(t.Name));
+                        PageRelease.Release(checkpoint, t);   // the layer is done: its input pages need not stay resident
                     }
                     totalLoss += quantized.Sum(q => q.Loss);
                 }, timings, progress, cancellation);

@@ -96,13 +96,20 @@ public sealed class DecoderModel : IDisposable
     public float[] Embed(ReadOnlySpan<int> tokens)
     {
         var hidden = new float[(long)tokens.Length * HiddenSize];
-        var table = _embed.Value;
+        // From a checkpoint, only the rows the tokens use are read: calibration then never holds the whole table in float32
+        // (1 GB for a 128K vocabulary), nor maps all of its pages.
+        var checkpoint = _embed.IsValueCreated ? null : _weights as Checkpoint;
+        const string name = "model.embed_tokens.weight";
+        if (checkpoint is not null && !_weights.Shape(name).SequenceEqual([(long)VocabSize, HiddenSize])) checkpoint = null; // Read reports it
+        var table = checkpoint is null ? _embed.Value : null;
         for (int t = 0; t < tokens.Length; t++)
         {
             int id = tokens[t];
             if ((uint)id >= (uint)VocabSize)
                 throw new LlmqException($"token id {id} is outside the vocabulary [0, {VocabSize})");
-            table.AsSpan(id * HiddenSize, HiddenSize).CopyTo(hidden.AsSpan(t * HiddenSize, HiddenSize));
+            var row = hidden.AsSpan(t * HiddenSize, HiddenSize);
+            if (checkpoint is not null) checkpoint.ReadFloat32(name, (long)id * HiddenSize, row);
+            else table.AsSpan(id * HiddenSize, HiddenSize).CopyTo(row);
         }
         return hidden;
     }

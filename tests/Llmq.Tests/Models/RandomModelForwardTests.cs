@@ -36,4 +36,20 @@ public class RandomModelForwardTests
         for (int i = 0; i < logits.Length; i++) worst = Math.Max(worst, Math.Abs(logits[i] - reference[i]));
         Assert.True(worst / scale < 1e-5, $"relative error {worst / scale:G3}");
     }
+
+    [Fact]
+    public void EmbeddingRowsReadFromTheCheckpointEqualTheFloat32Table()
+    {
+        var spec = RandomModelSpec.TinyLlama with { TieWordEmbeddings = true };
+        using var dir = new TempDirectory();
+        RandomModel.Write(dir.Path, spec, seed: 5);
+        var tokens = TinyModels.Tokens(40, spec.VocabSize, 6);
+        using var model = DecoderModel.Open(dir.Path);
+        var fromRows = model.Embed(tokens);          // the table is not loaded yet: rows come from the checkpoint
+        model.Forward(tokens.AsSpan(0, 8), 1, 8);     // the tied lm_head loads the whole table
+        Assert.Equal(model.Embed(tokens), fromRows);
+        using var checkpoint = Checkpoint.Open(dir.Path);
+        var table = checkpoint.ReadFloat32("model.embed_tokens.weight");
+        Assert.Equal(table.AsSpan(tokens[3] * spec.HiddenSize, spec.HiddenSize).ToArray(), fromRows.AsSpan(3 * spec.HiddenSize, spec.HiddenSize).ToArray());
+    }
 }
