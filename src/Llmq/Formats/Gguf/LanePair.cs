@@ -49,6 +49,8 @@ internal struct LanePair
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static LanePair Greater(LanePair x, LanePair y) => new(Vector512.GreaterThan(x.A, y.A), Vector512.GreaterThan(x.B, y.B));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static LanePair GreaterOrEqual(LanePair x, LanePair y) => new(Vector512.GreaterThanOrEqual(x.A, y.A), Vector512.GreaterThanOrEqual(x.B, y.B));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static LanePair LessOrEqual(LanePair x, LanePair y) => new(Vector512.LessThanOrEqual(x.A, y.A), Vector512.LessThanOrEqual(x.B, y.B));
 
     /// <summary>Lane by lane <paramref name="mask"/> ? <paramref name="x"/> : <paramref name="y"/>.</summary>
@@ -68,6 +70,10 @@ internal struct LanePair
     public static LanePair Abs(LanePair x) => new(Vector512.Abs(x.A), Vector512.Abs(x.B));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static LanePair Sqrt(LanePair x) => new(Vector512.Sqrt(x.A), Vector512.Sqrt(x.B));
+
+    /// <summary>Round to nearest, ties to even (the rounding of ggml's nearest_int for |x| &lt; 2^22).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static LanePair Round(LanePair x) => new(Vector512.Round(x.A), Vector512.Round(x.B));
 
     /// <summary>x86 min/max: the second operand where the lanes are unordered or both zero.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

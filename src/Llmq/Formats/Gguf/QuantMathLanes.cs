@@ -147,6 +147,7 @@ internal static class QuantMathLanes
         var zero = LanePair.Zero;
         var nmaxF = LanePair.Create(nmax);
         var small = LanePair.Create(4194304f);   // 2^22
+        var nmaxHalf = LanePair.Create(nmax + 0.5f);
 
         var min = X;
         var max = X;
@@ -187,19 +188,27 @@ internal static class QuantMathLanes
         for (int step = 0; step <= nstep && nstep >= 1; ++step)
         {
             iscale = LanePair.Create(rmin + rdelta * step + nmax) / (max - min);
-            // iscale·(x − min) is monotone in x, so the lane's extremes bound every level argument: when all lie within
-            // ±2^22 the float rounding is exact (the guarded form clamps to [0, nmax] first, so it always is)
-            bool fast = guardedLevels || LanePair.All(empty | (numbers
-                & LanePair.Less(LanePair.Abs(iscale * (lowest - min)), small) & LanePair.Less(LanePair.Abs(iscale * (max - min)), small)));
+            // iscale·(x − min) is monotone in x, so the lane's extremes bound every level argument. When all lie within
+            // ±2^22 and no lane holds a NaN, rounding in float is exact and both level forms are clamp(round(v), 0, nmax);
+            // a clamp is skipped where the extremes show it cannot bind (often: the trial scales put max below nmax + ½)
+            var lowV = iscale * (lowest - min);
+            var highV = iscale * (max - min);
+            bool fast = LanePair.All(empty | (numbers & LanePair.Less(LanePair.Abs(lowV), small) & LanePair.Less(LanePair.Abs(highV), small)));
+            bool clampLow = !LanePair.All(empty | (LanePair.GreaterOrEqual(lowV, zero) & LanePair.GreaterOrEqual(highV, zero)));
+            bool clampHigh = !LanePair.All(empty | (LanePair.Less(lowV, nmaxHalf) & LanePair.Less(highV, nmaxHalf)));
             LanePair sumL = zero, sumL2 = zero, sumXl = zero;
             for (int i = 0; i < n; ++i)
             {
                 var xi = Unsafe.Add(ref X, i);
                 var v = iscale * (xi - min);
                 LanePair l;
-                if (guardedLevels) l = GuardedLevels(v, nmaxF);
-                else if (fast) l = LanePair.MinNative(LanePair.MaxNative(RoundSmall(v), zero), nmaxF);   // no NaN, no −0 here
-                else l = ClampedNearest(v, 0, nmax);
+                if (fast)
+                {
+                    l = LanePair.Round(v);
+                    if (clampLow) l = LanePair.MaxNative(l, zero);   // no NaN here; a −0 becomes +0
+                    if (clampHigh) l = LanePair.MinNative(l, nmaxF);
+                }
+                else l = guardedLevels ? GuardedLevels(v, nmaxF) : ClampedNearest(v, 0, nmax);
                 Unsafe.Add(ref Ar, i) = l;
                 var wl = Unsafe.Add(ref W, i) * l;
                 sumL += wl;
@@ -284,13 +293,22 @@ internal static class QuantMathLanes
             // step 0 is the plain rounding at −nmax/max; then the inverse scales −(nmax ± 0.1·k)/max, k = 9 … 1, 1 … 9
             int k = step == 0 ? 0 : step <= 9 ? step - 10 : step - 9;
             var iscale = LanePair.Create(step == 0 ? -nmax : -(nmax + 0.1f * k)) / max;
+            // |iscale·x| ≤ |iscale·amax|: a clamp that this bound keeps from binding in every lane is skipped
+            var bound = LanePair.Abs(iscale * amax);
+            bool clampLow = !LanePair.All(empty | LanePair.Less(bound, LanePair.Create(nmax + 0.5f)));
+            bool clampHigh = !LanePair.All(empty | LanePair.Less(bound, LanePair.Create(nmax - 0.5f)));
             LanePair sumlx = zero, suml2 = zero;
             for (int i = 0; i < n; ++i)
             {
                 var v = iscale * Unsafe.Add(ref X, i);
-                var l = fast
-                    ? LanePair.MinNative(LanePair.MaxNative(RoundSmall(v), lo), hi)   // no NaN, no −0 here
-                    : ClampedNearest(v, -nmax, nmax - 1);
+                LanePair l;
+                if (fast)
+                {
+                    l = LanePair.Round(v);   // a −0 from here adds nothing to the sums, which start at +0
+                    if (clampLow) l = LanePair.MaxNative(l, lo);
+                    if (clampHigh) l = LanePair.MinNative(l, hi);
+                }
+                else l = ClampedNearest(v, -nmax, nmax - 1);
                 sumlx += Unsafe.Add(ref WX, i) * l;
                 suml2 += Unsafe.Add(ref W, i) * l * l;
             }
