@@ -72,7 +72,7 @@ internal static class BlockQ4K
                     for (int l = 0; l < QK; ++l) sumX2 += xb[l] * xb[l];
                     sigma2.Slice(b * 8, 8).Fill(2 * sumX2 / QK);
                 }
-                var sig = new LanePair(Vector512.Create<float>(sigma2), Vector512.Create<float>(sigma2[16..]));
+                var sig = LanePair.Create(sigma2);
                 QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
                 var sumw = LanePair.Zero;
                 for (int l = 0; l < Sub; ++l)
@@ -80,14 +80,11 @@ internal static class BlockQ4K
                     wt[l] *= LanePair.Sqrt(sig + xt[l] * xt[l]);
                     sumw += wt[l];
                 }
-                sumw.A.CopyTo(sw);
-                sumw.B.CopyTo(sw[16..]);
+                sumw.CopyTo(sw);
                 scale = QuantMathLanes.MakeQkxQuants(nmax, xt, wt, lt, laux, out min, -0.9f, 0.05f, 36, false, guardedLevels: true);
             }
-            scale.A.CopyTo(scales);
-            scale.B.CopyTo(scales[16..]);
-            min.A.CopyTo(mins);
-            min.B.CopyTo(mins[16..]);
+            scale.CopyTo(scales);
+            min.CopyTo(mins);
             for (int b = 0; b < count; b++)
             {
                 var yb = y.Slice((i + b) * blockBytes, blockBytes);

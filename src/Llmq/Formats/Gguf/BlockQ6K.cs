@@ -42,8 +42,7 @@ internal static class BlockQ6K
             else
                 QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
             var scale = QuantMathLanes.MakeQxQuants(32, xt, wt, lt);
-            scale.A.CopyTo(scales);
-            scale.B.CopyTo(scales[16..]);
+            scale.CopyTo(scales);
             for (int b = 0; b < count; b++)
             {
                 var yb = y.Slice((i + b) * BlockBytes, BlockBytes);

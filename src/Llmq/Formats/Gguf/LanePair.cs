@@ -24,7 +24,17 @@ internal struct LanePair
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static LanePair Create(float value) => new(Vector512.Create(value), Vector512.Create(value));
 
-    public float this[int lane] => lane < 16 ? A.GetElement(lane) : B.GetElement(lane - 16);
+    /// <summary>Lanes 0…31 from <paramref name="values"/>.</summary>
+    public static LanePair Create(ReadOnlySpan<float> values) => new(Vector512.Create(values), Vector512.Create(values[16..]));
+
+    /// <summary>Lanes 0…31 into <paramref name="destination"/>.</summary>
+    public readonly void CopyTo(Span<float> destination)
+    {
+        A.CopyTo(destination);
+        B.CopyTo(destination[16..]);
+    }
+
+    public readonly float this[int lane] => lane < 16 ? A.GetElement(lane) : B.GetElement(lane - 16);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static LanePair operator +(LanePair x, LanePair y) => new(x.A + y.A, x.B + y.B);

@@ -14,6 +14,7 @@ namespace Llmq.Formats.Gguf;
 internal static class QuantMathLanes
 {
     public const int Lanes = LanePair.Lanes;
+    const int Parts = Lanes / 16;   // vectors in a lane pair
 
     /// <summary>Lane g of <c>destination[i]</c> = <c>source[g·n + i]</c> for the (up to 32) groups of n consecutive values
     /// in <paramref name="source"/>; lanes without a group are zero. Groups of 16 or 32 go through 16 × 16 vector
@@ -30,11 +31,11 @@ internal static class QuantMathLanes
         }
         ref float src = ref MemoryMarshal.GetReference(source);
         ref var dst = ref Unsafe.As<LanePair, Vector512<float>>(ref MemoryMarshal.GetReference(destination));
-        for (int half = 0; half < 2; half++)
+        for (int part = 0; part < Parts; part++)
         {
-            int rows = Math.Clamp(groups - 16 * half, 0, 16);
+            int rows = Math.Clamp(groups - 16 * part, 0, 16);
             for (int c = 0; c < n; c += 16)
-                Transpose16(ref Unsafe.Add(ref src, 16 * half * n + c), n, rows, ref Unsafe.Add(ref dst, 2 * c + half));
+                Transpose16(ref Unsafe.Add(ref src, 16 * part * n + c), n, rows, ref Unsafe.Add(ref dst, Parts * c + part));
         }
     }
 
@@ -52,8 +53,8 @@ internal static class QuantMathLanes
     }
 
     /// <summary>Rows r = 0…15 of 16 floats (row r at <paramref name="source"/> + r·<paramref name="stride"/>; rows from
-    /// <paramref name="rows"/> on are zero) into columns: column c goes to <paramref name="destination"/> + 2c, the A or B
-    /// half of lane pair c. Four rounds of in-register shuffles: pairs of floats, pairs of doubles, then 128-bit lanes.</summary>
+    /// <paramref name="rows"/> on are zero) into columns: column c goes to <paramref name="destination"/> + c·<see cref="Parts"/>,
+    /// the first vector of lane pair c. Four rounds of in-register shuffles: pairs of floats, pairs of doubles, then 128-bit lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Transpose16(ref float source, int stride, int rows, ref Vector512<float> destination)
     {
@@ -100,10 +101,10 @@ internal static class QuantMathLanes
         var odd0 = Avx512F.Shuffle4x128(rows0, rows4, 0xDD);
         var even1 = Avx512F.Shuffle4x128(rows8, rows12, 0x88);
         var odd1 = Avx512F.Shuffle4x128(rows8, rows12, 0xDD);
-        Unsafe.Add(ref destination, 2 * j) = Avx512F.Shuffle4x128(even0, even1, 0x88);
-        Unsafe.Add(ref destination, 2 * (4 + j)) = Avx512F.Shuffle4x128(odd0, odd1, 0x88);
-        Unsafe.Add(ref destination, 2 * (8 + j)) = Avx512F.Shuffle4x128(even0, even1, 0xDD);
-        Unsafe.Add(ref destination, 2 * (12 + j)) = Avx512F.Shuffle4x128(odd0, odd1, 0xDD);
+        Unsafe.Add(ref destination, Parts * j) = Avx512F.Shuffle4x128(even0, even1, 0x88);
+        Unsafe.Add(ref destination, Parts * (4 + j)) = Avx512F.Shuffle4x128(odd0, odd1, 0x88);
+        Unsafe.Add(ref destination, Parts * (8 + j)) = Avx512F.Shuffle4x128(even0, even1, 0xDD);
+        Unsafe.Add(ref destination, Parts * (12 + j)) = Avx512F.Shuffle4x128(odd0, odd1, 0xDD);
     }
 
     /// <summary>ggml's nearest_int (the 1.5·2^23 trick) on every lane, with its exact bit pattern for any input.</summary>
