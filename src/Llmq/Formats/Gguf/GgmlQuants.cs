@@ -16,19 +16,7 @@ public static class GgmlQuants
     public static void QuantizeRows(GgmlType type, ReadOnlySpan<float> source, Span<byte> destination, int columns,
         ReadOnlySpan<float> importance = default)
     {
-        if (!GgmlTypes.CanQuantize(type))
-            throw new LlmqException($"Llmq cannot write ggml type {GgmlTypes.Name(type)}");
-        if (columns <= 0 || source.Length % columns != 0)
-            throw new ArgumentException($"{source.Length} values are not whole rows of {columns}");
-        if (columns % GgmlTypes.BlockSize(type) != 0)
-            throw new ArgumentException($"row length {columns} is not a multiple of the {GgmlTypes.Name(type)} block size");
-        if (!importance.IsEmpty && importance.Length != columns)
-            throw new ArgumentException($"importance has {importance.Length} weights for rows of {columns}");
-        int rows = source.Length / columns;
-        int rowBytes = (int)GgmlTypes.RowSize(type, columns);
-        if (destination.Length != (long)rows * rowBytes)
-            throw new ArgumentException($"destination holds {destination.Length} bytes, {(long)rows * rowBytes} needed");
-
+        int rows = CheckRows(type, source, destination, columns, importance, out int rowBytes);
         int rowsPerTask = Math.Max(1, MinWeightsPerTask / columns);
         int tasks = (rows + rowsPerTask - 1) / rowsPerTask;
         if (tasks <= 1)
@@ -54,6 +42,33 @@ public static class GgmlQuants
                 });
             }
         }
+    }
+
+    /// <summary><see cref="QuantizeRows"/> on the calling thread, for callers that split the rows across cores themselves.</summary>
+    public static void QuantizeRowsSerial(GgmlType type, ReadOnlySpan<float> source, Span<byte> destination, int columns,
+        ReadOnlySpan<float> importance = default)
+    {
+        CheckRows(type, source, destination, columns, importance, out int rowBytes);
+        QuantizeSerial(type, source, destination, columns, rowBytes, importance);
+    }
+
+    /// <returns>the number of rows</returns>
+    static int CheckRows(GgmlType type, ReadOnlySpan<float> source, Span<byte> destination, int columns, ReadOnlySpan<float> importance,
+        out int rowBytes)
+    {
+        if (!GgmlTypes.CanQuantize(type))
+            throw new LlmqException($"Llmq cannot write ggml type {GgmlTypes.Name(type)}");
+        if (columns <= 0 || source.Length % columns != 0)
+            throw new ArgumentException($"{source.Length} values are not whole rows of {columns}");
+        if (columns % GgmlTypes.BlockSize(type) != 0)
+            throw new ArgumentException($"row length {columns} is not a multiple of the {GgmlTypes.Name(type)} block size");
+        if (!importance.IsEmpty && importance.Length != columns)
+            throw new ArgumentException($"importance has {importance.Length} weights for rows of {columns}");
+        int rows = source.Length / columns;
+        rowBytes = (int)GgmlTypes.RowSize(type, columns);
+        if (destination.Length != (long)rows * rowBytes)
+            throw new ArgumentException($"destination holds {destination.Length} bytes, {(long)rows * rowBytes} needed");
+        return rows;
     }
 
     static void QuantizeSerial(GgmlType type, ReadOnlySpan<float> source, Span<byte> destination, int columns, int rowBytes,

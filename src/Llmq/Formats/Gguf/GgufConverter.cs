@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -91,14 +92,14 @@ public static class GgufConverter
                     reports.Add(new GgufTensorReport(p.Gguf, type, p.Dimensions, writer.TensorBytes(p.Gguf)));
                 }
                 writer.WriteHeader();
-                var scratch = new Scratch();
+                using var writes = new WriteBehind(writer);
                 int next = 0;
                 void WriteNext(IReadOnlyDictionary<string, byte[]>? solved)
                 {
                     progress?.Report($"[{next + 1}/{plan.Count}] {plan[next].Gguf} → {GgmlTypes.Name(reports[next].Type)}");
                     // the kernel reads the next tensor from disk while this one is quantized
                     if (next + 1 < plan.Count && plan[next + 1].Values is null) PageRelease.Prefetch(checkpoint, checkpoint.Info(plan[next + 1].Hf));
-                    WriteTensor(writer, checkpoint, config, plan[next], reports[next].Type, imatrix, solved?.GetValueOrDefault(plan[next].Hf), scratch);
+                    WriteTensor(writer, checkpoint, config, plan[next], reports[next].Type, imatrix, solved?.GetValueOrDefault(plan[next].Hf), writes);
                     next++;
                 }
                 if (gptq)
@@ -114,6 +115,7 @@ public static class GgufConverter
                     }, progress);
                 }
                 while (next < plan.Count) WriteNext(null);
+                writes.Flush();
                 writer.Finish();
             }
             File.Move(temp, full, overwrite: options.Overwrite);
@@ -228,28 +230,74 @@ public static class GgufConverter
         return factors;
     }
 
-    /// <summary>Input elements converted, permuted and quantized per step when a tensor is streamed: memory stays at a
-    /// few such blocks however large the tensor (the 1 GB float32 of a 128k-token embedding never exists at once).
+    /// <summary>Input elements read and quantized per step when a tensor is streamed: memory stays at two such blocks of
+    /// output however large the tensor (the 1 GB float32 of a 128k-token embedding never exists at once).
     /// Settable so tests can stream small tensors in many steps; the output does not depend on it.</summary>
     internal static int StreamElements { get; set; } = 1 << 22;
 
-    /// <summary>Buffers reused from tensor to tensor, so a conversion allocates them once.</summary>
-    sealed class Scratch
+    /// <summary>Input elements (whole rows, at least one) per parallel work item of a step: enough to amortize its
+    /// scheduling, small enough that a step has many items to balance the cores with. Settable for the same tests.</summary>
+    internal static int TaskElements { get; set; } = 1 << 16;
+
+    /// <summary>Each worker's float32 rows, reused from item to item.</summary>
+    [ThreadStatic] static float[]? t_rows;
+
+    static Span<float> Rows(int n)
     {
-        float[] _input = [], _permuted = [];
-        byte[] _output = [];
-        public Span<float> Input(int n) => Grow(ref _input, n).AsSpan(0, n);
-        public Span<float> Permuted(int n) => Grow(ref _permuted, n).AsSpan(0, n);
-        public Span<byte> Output(int n) => Grow(ref _output, n).AsSpan(0, n);
-        static T[] Grow<T>(ref T[] a, int n) => a.Length >= n ? a : a = GC.AllocateUninitializedArray<T>(n);
+        var rows = t_rows;
+        if (rows is null || rows.Length < n) t_rows = rows = GC.AllocateUninitializedArray<float>(n);
+        return rows.AsSpan(0, n);
+    }
+
+    /// <summary>Tensor bytes go to the file on a pool thread while the next step is quantized: two buffers, each reused
+    /// only once its write has finished, written one after another in the order they were handed over.</summary>
+    sealed class WriteBehind(GgufWriter writer) : IDisposable
+    {
+        readonly byte[][] _buffers = [[], []];
+        readonly Task[] _writes = [Task.CompletedTask, Task.CompletedTask];
+        Task _last = Task.CompletedTask;
+        int _next;
+
+        /// <summary>The buffer of the next write, at least <paramref name="length"/> bytes, once its previous write is done.</summary>
+        public byte[] Buffer(int length)
+        {
+            _writes[_next].GetAwaiter().GetResult();
+            ref var buffer = ref _buffers[_next];
+            if (buffer.Length < length) buffer = GC.AllocateUninitializedArray<byte>(length);
+            return buffer;
+        }
+
+        /// <summary>Queues the first <paramref name="length"/> bytes of the last <see cref="Buffer"/>.</summary>
+        public void Write(int length)
+        {
+            var buffer = _buffers[_next];
+            _last = _writes[_next] = _last.ContinueWith(previous =>
+            {
+                previous.GetAwaiter().GetResult(); // a failed write fails the ones after it, so Buffer or Flush throws it
+                writer.Write(buffer.AsSpan(0, length));
+            }, TaskScheduler.Default);
+            _next ^= 1;
+        }
+
+        /// <summary>Waits until everything queued is in the writer.</summary>
+        public void Flush() => _last.GetAwaiter().GetResult();
+
+        /// <summary>On an error elsewhere, the writes in flight finish before the writer is disposed; their own errors
+        /// matter less than the one already on its way.</summary>
+        public void Dispose()
+        {
+            try { _last.Wait(); }
+            catch (AggregateException) { }
+        }
     }
 
     /// <param name="solved">GPTQ's blocks for this tensor in HF row order, or null to quantize it here</param>
     static void WriteTensor(GgufWriter writer, Checkpoint checkpoint, ModelConfig config, PlannedTensor p, GgmlType type,
-        ImportanceMatrix? imatrix, byte[]? solved, Scratch scratch)
+        ImportanceMatrix? imatrix, byte[]? solved, WriteBehind writes)
     {
         int cols = (int)p.Dimensions[0];
         int heads = p.Order == GgufRowOrder.PermuteQueryHeads ? config.NumAttentionHeads : config.NumKeyValueHeads;
+        if (solved is not null || p.Values is not null) writes.Flush();
         if (solved is not null)
         {
             // rows are independent in GPTQ, so llama.cpp's q/k row order is applied to the finished blocks
@@ -275,27 +323,47 @@ public static class GgufConverter
         var importance = imatrix?.Weights(p.Gguf);
         if (importance is not null && importance.Length != cols)
             throw new LlmqException($"imatrix entry '{p.Gguf}' has {importance.Length} columns, the tensor has {cols}");
-        // whole heads per step, because the q/k permutation moves rows only within a head
-        long group = p.Order == GgufRowOrder.AsIs ? 1 : rows / heads;
-        if (p.Order != GgufRowOrder.AsIs && (rows % heads != 0 || group % 2 != 0))
-            throw new LlmqException($"{p.Hf}: cannot split {rows} rows into {heads} heads of even size");
-        long step = Math.Max(1, StreamElements / cols / group) * group;
+        int headRows = 0;
+        if (p.Order != GgufRowOrder.AsIs)
+        {
+            if (rows % heads != 0 || rows / heads % 2 != 0)
+                throw new LlmqException($"{p.Hf}: cannot split {rows} rows into {heads} heads of even size");
+            headRows = (int)(rows / heads);
+        }
         int rowBytes = (int)GgmlTypes.RowSize(type, cols);
+        int step = Math.Max(1, StreamElements / Math.Max(1, cols));
+        int taskRows = Math.Min(step, Math.Max(1, TaskElements / Math.Max(1, cols)));
         for (long r0 = 0; r0 < rows; r0 += step)
         {
             int n = (int)Math.Min(step, rows - r0);
-            Span<float> weight = scratch.Input(n * cols);
-            checkpoint.ReadFloat32(p.Hf, r0 * cols, weight);
-            if (p.Order != GgufRowOrder.AsIs)
+            var bytes = writes.Buffer(n * rowBytes);
+            // each item reads its own rows from the mapped checkpoint (q/k: from where the permutation takes them) and
+            // quantizes them into its slice of the step's output, so no core waits for a read or a copy of the whole step
+            ParallelFor((n + taskRows - 1) / taskRows, t =>
             {
-                var permuted = scratch.Permuted(weight.Length);
-                GgufTensorNames.PermuteRows<float>(weight, permuted, (int)(n / group), cols);
-                weight = permuted;
-            }
-            var bytes = scratch.Output(n * rowBytes);
-            GgmlQuants.QuantizeRows(type, weight, bytes, cols, importance);
-            writer.Write(bytes);
+                int first = t * taskRows, count = Math.Min(taskRows, n - first);
+                var x = Rows(count * cols);
+                if (headRows == 0) checkpoint.ReadFloat32(p.Hf, (r0 + first) * cols, x);
+                else
+                    for (int i = 0; i < count; i++)
+                        checkpoint.ReadFloat32(p.Hf, GgufTensorNames.PermutedSourceRow(r0 + first + i, headRows) * cols, x.Slice(i * cols, cols));
+                GgmlQuants.QuantizeRowsSerial(type, x, bytes.AsSpan(first * rowBytes, count * rowBytes), cols, importance);
+            });
+            writes.Write(n * rowBytes);
         }
         PageRelease.Release(checkpoint, info);
+    }
+
+    /// <summary>Parallel.For that throws the work's own exception (the typed errors of bad input), not an AggregateException.</summary>
+    static void ParallelFor(int count, Action<int> body)
+    {
+        try
+        {
+            Parallel.For(0, count, body);
+        }
+        catch (AggregateException e)
+        {
+            ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+        }
     }
 }

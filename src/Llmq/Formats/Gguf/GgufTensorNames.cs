@@ -97,6 +97,16 @@ public static partial class GgufTensorNames
         return m.Success && int.TryParse(m.Groups[1].Value, out var n) ? n : -1;
     }
 
+    /// <summary>The HF row that <see cref="PermuteRows{T}"/> moves to llama.cpp row <paramref name="row"/> of a projection
+    /// with <paramref name="headRows"/> (even) rows per head: a converter reading rows straight from the checkpoint needs
+    /// no permuted copy of the tensor.</summary>
+    public static long PermutedSourceRow(long row, int headRows)
+    {
+        long head = row / headRows;
+        int inHead = (int)(row - head * headRows);
+        return head * headRows + inHead % 2 * (headRows / 2) + inHead / 2;
+    }
+
     /// <summary>Reorders the rows of a [heads·headDim, cols] projection from HF's rotate-half layout to llama.cpp's
     /// interleaved pairs (convert_hf_to_gguf.py's permute): row h·d + 2i + p takes row h·d + p·d/2 + i.</summary>
     public static void PermuteRows<T>(ReadOnlySpan<T> source, Span<T> destination, int heads, int cols, bool inverse = false)

@@ -44,6 +44,40 @@ public class GgufConverterTests
     }
 
     [Fact]
+    public void ParallelStepsThatCutThroughHeadsWriteTheSameFileAsOneStepPerTensor()
+    {
+        // q has 4 heads of 64 rows, k 2: steps of 10 rows in items of 3 start and end inside heads, so an item reads
+        // its permuted rows from both rotary halves of a head, and the steps' writes queue behind one another
+        using var dir = new TempDirectory();
+        var model = dir["model"];
+        RandomModel.Write(model, RandomModelSpec.Llama(256, 2, 4, 2, 512, 300), seed: 5);
+        var options = new GgufConvertOptions { FileType = GgufFileType.Q4_K_M };
+        var whole = File.ReadAllBytes(GgufConverter.Convert(model, dir["whole.gguf"], options).Path);
+        int savedStep = GgufConverter.StreamElements, savedTask = GgufConverter.TaskElements;
+        GgufConverter.StreamElements = 10 * 256;
+        GgufConverter.TaskElements = 3 * 256;
+        try
+        {
+            Assert.Equal(whole, File.ReadAllBytes(GgufConverter.Convert(model, dir["steps.gguf"], options).Path));
+        }
+        finally
+        {
+            GgufConverter.StreamElements = savedStep;
+            GgufConverter.TaskElements = savedTask;
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 2), InlineData(1, 4), InlineData(3, 8), InlineData(4, 6)]
+    public void PermutedSourceRowIsTheRowPermuteRowsMoves(int heads, int headRows)
+    {
+        var rows = Enumerable.Range(0, heads * headRows).Select(r => (long)r).ToArray();
+        var permuted = new long[rows.Length];
+        GgufTensorNames.PermuteRows<long>(rows, permuted, heads, cols: 1);
+        Assert.Equal(permuted, rows.Select(r => GgufTensorNames.PermutedSourceRow(r, headRows)));
+    }
+
+    [Fact]
     public void Stories260KCarriesLlamaMetadataAndTokenizer()
     {
         using var dir = new TempDirectory();
