@@ -10,7 +10,7 @@ namespace Llmq.Tests.Formats.Gguf;
 public class QuantMathLanesTests
 {
     /// <summary>32 groups of n values, each of a different kind, shuffled by the seed.</summary>
-    static float[] Groups(int n, int seed)
+    internal static float[] Groups(int n, int seed)
     {
         var rng = new Random(seed);
         var x = new float[QuantMathLanes.Lanes * n];
@@ -42,7 +42,7 @@ public class QuantMathLanesTests
         return x;
     }
 
-    static float[] Weights(float[] x, int seed, bool importance)
+    internal static float[] Weights(float[] x, int seed, bool importance)
     {
         var rng = new Random(seed);
         return x.Select(v => importance ? (rng.Next(8) == 0 ? 0f : (float)rng.NextDouble() * 3) : 0.3f + MathF.Abs(v)).ToArray();
