@@ -331,4 +331,65 @@ internal static class QuantMathLanes
             Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, ClampedNearest(levelScale * Unsafe.Add(ref X, i), -nmax, nmax - 1) + offset);
         return LanePair.Select(empty, zero, scale);
     }
+
+    /// <summary><see cref="QuantMath.MakeQ3Quants"/> with doRmse on 32 groups of n = x.Length values: the rounding at
+    /// −nmax/max, then up to five coordinate-descent passes weighted by x², each level's trial accepted per lane as the
+    /// scalar branch accepts it. A lane whose pass changes nothing would change nothing in a later pass either (its state
+    /// is the same), so running the passes until no lane changes is the scalar early exit. <paramref name="L"/> receives
+    /// the stored levels (l + nmax) as floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
+    public static LanePair MakeQ3Quants(int nmax, ReadOnlySpan<LanePair> x, Span<LanePair> L)
+    {
+        int n = x.Length;
+        ref var X = ref MemoryMarshal.GetReference(x);
+        ref var Lr = ref MemoryMarshal.GetReference(L[..n]);
+        var zero = LanePair.Zero;
+
+        LanePair max = zero, amax = zero;
+        for (int i = 0; i < n; ++i)
+        {
+            var xi = Unsafe.Add(ref X, i);
+            var ax = LanePair.Abs(xi);
+            var larger = LanePair.Greater(ax, amax);
+            amax = LanePair.Select(larger, ax, amax);
+            max = LanePair.Select(larger, xi, max);
+        }
+        var empty = LanePair.Less(amax, LanePair.Create(QuantMath.GroupMaxEps));
+        var iscale = LanePair.Create(-nmax) / max;
+        LanePair sumlx = zero, suml2 = zero;
+        for (int i = 0; i < n; ++i)
+        {
+            var xi = Unsafe.Add(ref X, i);
+            var l = ClampedNearest(iscale * xi, -nmax, nmax - 1);
+            Unsafe.Add(ref Lr, i) = l;
+            var w = xi * xi;
+            sumlx += w * xi * l;
+            suml2 += w * l * l;
+        }
+        for (int itry = 0; itry < 5; ++itry)
+        {
+            var changed = zero;
+            for (int i = 0; i < n; ++i)
+            {
+                var xi = Unsafe.Add(ref X, i);
+                var li = Unsafe.Add(ref Lr, i);
+                var w = xi * xi;
+                var slx = sumlx - w * xi * li;
+                var sl2 = suml2 - w * li * li;
+                var newL = ClampedNearest(xi * sl2 / slx, -nmax, nmax - 1);
+                var slxNew = slx + w * xi * newL;
+                var sl2New = sl2 + w * newL * newL;
+                var accept = LanePair.Greater(slx, zero) & (LanePair.Less(newL, li) | LanePair.Greater(newL, li))
+                    & LanePair.Greater(sl2New, zero) & LanePair.Greater(slxNew * slxNew * suml2, sumlx * sumlx * sl2New);
+                Unsafe.Add(ref Lr, i) = LanePair.Select(accept, newL, li);
+                sumlx = LanePair.Select(accept, slxNew, sumlx);
+                suml2 = LanePair.Select(accept, sl2New, suml2);
+                changed |= accept;
+            }
+            if (!LanePair.Any(changed)) break;
+        }
+        var offset = LanePair.Create(nmax);
+        for (int i = 0; i < n; ++i) Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, Unsafe.Add(ref Lr, i) + offset);
+        return LanePair.Select(empty, zero, LanePair.Select(LanePair.Greater(suml2, zero), sumlx / suml2, zero));
+    }
 }

@@ -14,7 +14,7 @@ public class BlockLanesTests
     public static TheoryData<GgmlType, bool> Types()
     {
         var data = new TheoryData<GgmlType, bool>();
-        foreach (var t in new[] { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1 })
+        foreach (var t in new[] { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K })
         {
             data.Add(t, false);
             data.Add(t, true);
@@ -28,8 +28,10 @@ public class BlockLanesTests
     {
         for (int seed = 0; seed < 14; seed++)
         {
-            // 32 + 13 blocks of 32: one full pass, then a partial one
-            var x = Row(32, seed, extraGroups: 13);
+            // legacy: 32 + 13 blocks of 32, a full pass of 32 blocks and a partial one; K-quants: 32 + 16 sub-blocks of 16,
+            // a full pass of two super-blocks and a half-empty one
+            bool legacy = GgmlTypes.BlockSize(type) == 32;
+            var x = legacy ? Row(32, seed, extraGroups: 13) : Row(16, seed, extraGroups: 16);
             var qw = importance ? QuantMathLanesTests.Weights(x, seed, importance: true) : [];
             int bytes = (int)GgmlTypes.RowSize(type, x.Length);
             var fast = new byte[bytes];
@@ -37,7 +39,7 @@ public class BlockLanesTests
             GgmlQuants.QuantizeRows(type, x, fast, x.Length, qw);
             Reference(type, x, reference, qw);
             int first = fast.AsSpan().CommonPrefixLength(reference);
-            Assert.True(first == bytes, $"seed {seed}: first difference at byte {first} (block {first / (bytes / (x.Length / 32))})");
+            Assert.True(first == bytes, $"seed {seed}: first difference at byte {first} (block {first / (bytes / (x.Length / GgmlTypes.BlockSize(type)))})");
         }
     }
 
@@ -49,7 +51,54 @@ public class BlockLanesTests
             case GgmlType.Q4_1: BlockQ4.QuantizeRowQ4_1Reference(x, y, qw); break;
             case GgmlType.Q5_0: BlockQ5.QuantizeRowQ5_0Reference(x, y, qw); break;
             case GgmlType.Q5_1: BlockQ5.QuantizeRowQ5_1Reference(x, y, qw); break;
+            case GgmlType.Q2_K: BlockQ2K.QuantizeRowReference(x, y, qw); break;
+            case GgmlType.Q3_K: BlockQ3K.QuantizeRowReference(x, y, qw); break;
             default: throw new ArgumentException(type.ToString());
+        }
+    }
+
+    [Fact]
+    public void MakeQ3QuantsEqualsScalarInEveryLane()
+    {
+        const int n = 16, nmax = 4;
+        for (int seed = 0; seed < 14; seed++)
+        {
+            var x = QuantMathLanesTests.Groups(n, seed);
+            var xt = new LanePair[n];
+            QuantMathLanes.Transpose(x, n, xt);
+            var L = new LanePair[n];
+            var scale = QuantMathLanes.MakeQ3Quants(nmax, xt, L);
+            for (int g = 0; g < QuantMathLanes.Lanes; g++)
+            {
+                var expectedL = new sbyte[n];
+                float expected = QuantMath.MakeQ3Quants(n, nmax, x.AsSpan(g * n, n), expectedL, true);
+                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(scale[g]),
+                    $"seed {seed} lane {g}: scale {expected:R} vs {scale[g]:R}");
+                for (int i = 0; i < n; i++)
+                    Assert.True(expectedL[i] == L[i][g], $"seed {seed} lane {g} level {i}: {expectedL[i]} vs {L[i][g]}");
+            }
+        }
+    }
+
+    [Fact]
+    public void VectorPacksEqualScalar()
+    {
+        var rng = new Random(3);
+        for (int trial = 0; trial < 20; trial++)
+        {
+            // trial 0: every level at its top; then random levels
+            var L = Enumerable.Range(0, 256).Select(_ => trial == 0 ? 7 : rng.Next(8)).ToArray();
+            var fast = new byte[BlockQ3K.BlockBytes];
+            var reference = new byte[BlockQ3K.BlockBytes];
+            var fastL = L.ToArray();
+            BlockQ3K.Pack(fast, fastL);
+            BlockQ3K.PackReference(reference, L);
+            Assert.Equal(reference, fast);
+            Assert.Equal(L, fastL);
+            var low = L.Select(l => l & 3).ToArray();
+            BlockQ2K.Pack(fast.AsSpan(0, 64), low);
+            BlockQ2K.PackReference(reference.AsSpan(0, 64), low);
+            Assert.Equal(reference, fast);
         }
     }
 }
