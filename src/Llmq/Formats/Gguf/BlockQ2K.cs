@@ -23,56 +23,87 @@ internal static class BlockQ2K
             QuantizeRowReference(x, y, importance);
             return;
         }
-        // Two super-blocks per pass: their 32 sub-blocks run the scale search side by side, one per lane.
-        const int Sub = 16, Blocks = LanePair.Lanes / Sub;
+        // Chunks of up to 32 super-blocks. Two super-blocks per pass: their 32 sub-blocks run the scale search side by
+        // side, one per lane. With importance the chunk's 32 super-block scale (and min) searches then run side by side too.
+        const int Sub = 16, Blocks = LanePair.Lanes / Sub, Chunk = LanePair.Lanes;
         Span<LanePair> xt = stackalloc LanePair[Sub];
         Span<LanePair> wt = stackalloc LanePair[Sub];
-        Span<LanePair> lt = stackalloc LanePair[Sub];
-        ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);   // the search's levels, lane-interleaved
+        Span<LanePair> lt = stackalloc LanePair[Sub * Chunk / Blocks];   // every pass's levels, lane-interleaved
+        ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);
         Span<LanePair> laux = stackalloc LanePair[Sub];
-        Span<float> scales = stackalloc float[LanePair.Lanes];
-        Span<float> mins = stackalloc float[LanePair.Lanes];
-        Span<float> sw = stackalloc float[LanePair.Lanes];
+        Span<float> scales = stackalloc float[Sub * Chunk];   // super-block k's sub-block scales at 16k
+        Span<float> mins = stackalloc float[Sub * Chunk];
+        Span<float> sw = stackalloc float[Sub * Chunk];
         Span<float> sigma2 = stackalloc float[LanePair.Lanes];
+        Span<float> sumX2 = stackalloc float[Chunk];
+        Span<LanePair> blockScales = stackalloc LanePair[Sub];   // the chunk's scales, super-block k in lane k
+        Span<LanePair> blockMins = stackalloc LanePair[Sub];
+        Span<LanePair> blockWeights = stackalloc LanePair[Sub];
+        Span<LanePair> scaleLevels = stackalloc LanePair[Sub];
+        Span<LanePair> minLevels = stackalloc LanePair[Sub];
+        Span<float> dm = stackalloc float[Chunk];
+        Span<float> mm = stackalloc float[Chunk];
         Span<int> L = stackalloc int[QK];
         int nb = x.Length / QK;
-        for (int i = 0; i < nb; i += Blocks)
+        for (int c = 0; c < nb; c += Chunk)
         {
-            int count = Math.Min(Blocks, nb - i);
-            QuantMathLanes.Transpose(x.Slice(i * QK, count * QK), Sub, xt);
-            LanePair scale, min;
-            if (importance.IsEmpty)
+            int chunkCount = Math.Min(Chunk, nb - c);
+            if (!importance.IsEmpty) SumsOfSquares(x.Slice(c * QK, chunkCount * QK), sumX2[..chunkCount]);
+            for (int p = 0; p * Blocks < chunkCount; p++)
             {
-                for (int l = 0; l < Sub; ++l) wt[l] = LanePair.Abs(xt[l]);
-                scale = QuantMathLanes.MakeQkxQuants(3, xt, wt, lt, laux, out min, -0.5f, 0.1f, 15, useMad: true, guardedLevels: false);
-            }
-            else
-            {
-                // sigma² of each super-block, summed in ggml's order; lanes 16b…16b+15 belong to super-block b
-                for (int b = 0; b < count; b++)
-                    sigma2.Slice(b * Sub, Sub).Fill(SumOfSquares(x.Slice((i + b) * QK, QK)) / QK);
-                var sig = LanePair.Create(sigma2);
-                QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
-                var sumw = LanePair.Zero;
-                for (int l = 0; l < Sub; ++l)
+                int i = c + p * Blocks, count = Math.Min(Blocks, nb - i);
+                var passLevels = lt.Slice(p * Sub, Sub);
+                QuantMathLanes.Transpose(x.Slice(i * QK, count * QK), Sub, xt);
+                LanePair scale, min;
+                if (importance.IsEmpty)
                 {
-                    wt[l] *= LanePair.Sqrt(sig + xt[l] * xt[l]);
-                    sumw += wt[l];
+                    for (int l = 0; l < Sub; ++l) wt[l] = LanePair.Abs(xt[l]);
+                    scale = QuantMathLanes.MakeQkxQuants(3, xt, wt, passLevels, laux, out min, -0.5f, 0.1f, 15, useMad: true, guardedLevels: false);
                 }
-                sumw.CopyTo(sw);
-                scale = QuantMathLanes.MakeQkxQuants(3, xt, wt, lt, laux, out min, -0.9f, 0.05f, 36, useMad: false, guardedLevels: true);
+                else
+                {
+                    // sigma² of each super-block, summed in ggml's order; lanes 16b…16b+15 belong to super-block b
+                    for (int b = 0; b < count; b++)
+                        sigma2.Slice(b * Sub, Sub).Fill(sumX2[p * Blocks + b] / QK);
+                    var sig = LanePair.Create(sigma2);
+                    QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
+                    var sumw = LanePair.Zero;
+                    for (int l = 0; l < Sub; ++l)
+                    {
+                        wt[l] *= LanePair.Sqrt(sig + xt[l] * xt[l]);
+                        sumw += wt[l];
+                    }
+                    sumw.CopyTo(sw[(p * LanePair.Lanes)..]);
+                    scale = QuantMathLanes.MakeQkxQuants(3, xt, wt, passLevels, laux, out min, -0.9f, 0.05f, 36, useMad: false, guardedLevels: true);
+                }
+                scale.CopyTo(scales[(p * LanePair.Lanes)..]);
+                min.CopyTo(mins[(p * LanePair.Lanes)..]);
             }
-            scale.CopyTo(scales);
-            min.CopyTo(mins);
-            for (int b = 0; b < count; b++)
+            if (!importance.IsEmpty)
             {
-                var yb = y.Slice((i + b) * BlockBytes, BlockBytes);
-                int kept = Encode(x.Slice((i + b) * QK, QK), yb, scales.Slice(Sub * b, Sub), mins.Slice(Sub * b, Sub),
-                    importance.IsEmpty ? default : sw.Slice(Sub * b, Sub), L);
+                QuantMathLanes.Transpose(scales[..(chunkCount * Sub)], Sub, blockScales);
+                QuantMathLanes.Transpose(mins[..(chunkCount * Sub)], Sub, blockMins);
+                QuantMathLanes.Transpose(sw[..(chunkCount * Sub)], Sub, blockWeights);
+                QuantMathLanes.MakeQpQuants(15, blockScales, blockWeights, scaleLevels).CopyTo(dm);
+                QuantMathLanes.MakeQpQuants(15, blockMins, blockWeights, minLevels).CopyTo(mm);
+            }
+            for (int k = 0; k < chunkCount; k++)
+            {
+                var yb = y.Slice((c + k) * BlockBytes, BlockBytes);
+                var xb = x.Slice((c + k) * QK, QK);
+                if (importance.IsEmpty) EncodeScales(yb, scales.Slice(Sub * k, Sub), mins.Slice(Sub * k, Sub));
+                else
+                {
+                    for (int j = 0; j < Sub; ++j) yb[j] = (byte)((int)scaleLevels[j][k] | ((int)minLevels[j][k] << 4));
+                    WriteScales(yb, dm[k], mm[k]);
+                }
+                int kept = Requantize(xb, yb, L);
+                // super-block k's sub-block j searched in pass k / 2, lane 16 (k % 2) + j
+                var passLevels = levels[(k / Blocks * Sub * LanePair.Lanes)..];
                 for (int j = 0; j < QK / Sub; ++j)
                     if ((kept & (1 << j)) != 0)
                         for (int l = 0; l < Sub; ++l)
-                            L[Sub * j + l] = (int)levels[l * LanePair.Lanes + Sub * b + j];
+                            L[Sub * j + l] = (int)passLevels[l * LanePair.Lanes + Sub * (k % Blocks) + j];
                 Pack(yb.Slice(OffQs, QK / 4), L);
             }
         }
@@ -117,9 +148,23 @@ internal static class BlockQ2K
             }
             for (int l = 0; l < QK; ++l) L[l] = levels[l];
             var yb = y.Slice(i * BlockBytes, BlockBytes);
-            Encode(xb, yb, scales, mins, importance.IsEmpty ? default : sw, L);
+            EncodeScales(yb, scales, mins, importance.IsEmpty ? default : sw);
+            Requantize(xb, yb, L);
             PackReference(yb.Slice(OffQs, QK / 4), L);
         }
+    }
+
+    /// <summary>The sums of squares of <paramref name="sums"/>.Length consecutive super-blocks, each summed left to right
+    /// as <see cref="SumOfSquares"/> does, the super-blocks interleaved so that their independent chains of adds overlap.</summary>
+    internal static void SumsOfSquares(ReadOnlySpan<float> x, Span<float> sums)
+    {
+        sums.Clear();
+        for (int l = 0; l < QK; ++l)
+            for (int k = 0; k < sums.Length; ++k)
+            {
+                float v = x[k * QK + l];
+                sums[k] += v * v;
+            }
     }
 
     /// <summary>The sum of squares, left to right, of a super-block (its σ² numerator).</summary>
@@ -130,55 +175,52 @@ internal static class BlockQ2K
         return sum;
     }
 
-    /// <summary>What follows the sub-block searches: 4-bit sub-block scales and mins under f16 d and dmin (rounded against
-    /// the largest, or by make_qp_quants when <paramref name="sw"/> holds importance sums), and the levels requantized
-    /// with those rounded scales into <paramref name="L"/>. A sub-block whose scale rounds to 0 keeps its search levels:
-    /// returns those sub-blocks as bits, for the caller to fill in before packing.</summary>
-    static int Encode(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> scales, ReadOnlySpan<float> mins,
-        ReadOnlySpan<float> sw, Span<int> L)
+    /// <summary>The 4-bit sub-block scales and mins and their f16 d and dmin: rounded against the largest, or (with
+    /// importance sums <paramref name="sw"/>) by make_qp_quants.</summary>
+    static void EncodeScales(Span<byte> y, ReadOnlySpan<float> scales, ReadOnlySpan<float> mins, ReadOnlySpan<float> sw = default)
     {
-        if (sw.IsEmpty)
-        {
-            const float q4scale = 15f;
-            float maxScale = 0, maxMin = 0;
-            for (int j = 0; j < QK / 16; ++j)
-            {
-                if (scales[j] > maxScale) maxScale = scales[j];
-                if (mins[j] > maxMin) maxMin = mins[j];
-            }
-            if (maxScale > 0)
-            {
-                float iscale = q4scale / maxScale;
-                for (int j = 0; j < QK / 16; ++j) y[j] = (byte)QuantMath.NearestInt(iscale * scales[j]);
-                BinaryPrimitives.WriteUInt16LittleEndian(y[OffD..], QuantMath.ToHalf(maxScale / q4scale));
-            }
-            else
-            {
-                y[..16].Clear();
-                BinaryPrimitives.WriteUInt16LittleEndian(y[OffD..], QuantMath.ToHalf(0f));
-            }
-            if (maxMin > 0)
-            {
-                float iscale = q4scale / maxMin;
-                for (int j = 0; j < QK / 16; ++j) y[j] |= (byte)(QuantMath.NearestInt(iscale * mins[j]) << 4);
-                BinaryPrimitives.WriteUInt16LittleEndian(y[OffDmin..], QuantMath.ToHalf(maxMin / q4scale));
-            }
-            else
-            {
-                BinaryPrimitives.WriteUInt16LittleEndian(y[OffDmin..], QuantMath.ToHalf(0f));
-            }
-        }
-        else
+        if (!sw.IsEmpty)
         {
             Span<byte> Ls = stackalloc byte[QK / 16];
             Span<byte> Lm = stackalloc byte[QK / 16];
             float dm = QuantMath.MakeQpQuants(QK / 16, 15, scales, Ls, sw);
             float mm = QuantMath.MakeQpQuants(QK / 16, 15, mins, Lm, sw);
-            BinaryPrimitives.WriteUInt16LittleEndian(y[OffD..], QuantMath.ToHalf(dm));
-            BinaryPrimitives.WriteUInt16LittleEndian(y[OffDmin..], QuantMath.ToHalf(mm));
             for (int j = 0; j < QK / 16; ++j) y[j] = (byte)(Ls[j] | (Lm[j] << 4));
+            WriteScales(y, dm, mm);
+            return;
         }
+        const float q4scale = 15f;
+        float maxScale = 0, maxMin = 0;
+        for (int j = 0; j < QK / 16; ++j)
+        {
+            if (scales[j] > maxScale) maxScale = scales[j];
+            if (mins[j] > maxMin) maxMin = mins[j];
+        }
+        if (maxScale > 0)
+        {
+            float iscale = q4scale / maxScale;
+            for (int j = 0; j < QK / 16; ++j) y[j] = (byte)QuantMath.NearestInt(iscale * scales[j]);
+        }
+        else y[..16].Clear();
+        if (maxMin > 0)
+        {
+            float iscale = q4scale / maxMin;
+            for (int j = 0; j < QK / 16; ++j) y[j] |= (byte)(QuantMath.NearestInt(iscale * mins[j]) << 4);
+        }
+        WriteScales(y, maxScale > 0 ? maxScale / q4scale : 0f, maxMin > 0 ? maxMin / q4scale : 0f);
+    }
 
+    static void WriteScales(Span<byte> y, float d, float dmin)
+    {
+        BinaryPrimitives.WriteUInt16LittleEndian(y[OffD..], QuantMath.ToHalf(d));
+        BinaryPrimitives.WriteUInt16LittleEndian(y[OffDmin..], QuantMath.ToHalf(dmin));
+    }
+
+    /// <summary>The levels requantized with the stored (rounded) scales and mins into <paramref name="L"/>. A sub-block
+    /// whose scale rounds to 0 keeps its search levels: returns those sub-blocks as bits, for the caller to fill in
+    /// before packing.</summary>
+    static int Requantize(ReadOnlySpan<float> x, ReadOnlySpan<byte> y, Span<int> L)
+    {
         float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(y[OffD..]));
         float mAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(y[OffDmin..]));
         int kept = 0;

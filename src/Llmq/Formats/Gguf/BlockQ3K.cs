@@ -24,49 +24,77 @@ internal static class BlockQ3K
             QuantizeRowReference(x, y, importance);
             return;
         }
-        // Two super-blocks per pass: their 32 sub-blocks run the scale search side by side, one per lane.
-        const int Sub = 16, Blocks = LanePair.Lanes / Sub;
+        // Chunks of up to 32 super-blocks. Two super-blocks per pass: their 32 sub-blocks run the scale search side by
+        // side, one per lane. With importance the chunk's 32 super-block scale searches then run side by side too.
+        const int Sub = 16, Blocks = LanePair.Lanes / Sub, Chunk = LanePair.Lanes;
         Span<LanePair> xt = stackalloc LanePair[Sub];
         Span<LanePair> wt = stackalloc LanePair[Sub];
-        Span<LanePair> lt = stackalloc LanePair[Sub];
-        ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);   // the search's levels, lane-interleaved
-        Span<float> scales = stackalloc float[LanePair.Lanes];
-        Span<float> sw = stackalloc float[LanePair.Lanes];
+        Span<LanePair> lt = stackalloc LanePair[Sub * Chunk / Blocks];   // every pass's levels, lane-interleaved
+        ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);
+        Span<float> scales = stackalloc float[Sub * Chunk];   // super-block k's sub-block scales at 16k
+        Span<float> sw = stackalloc float[Sub * Chunk];
         Span<float> sigma2 = stackalloc float[LanePair.Lanes];
+        Span<float> sumX2 = stackalloc float[Chunk];
+        Span<LanePair> blockScales = stackalloc LanePair[Sub];   // the chunk's scales, super-block k in lane k
+        Span<LanePair> blockWeights = stackalloc LanePair[Sub];
+        Span<LanePair> blockLevels = stackalloc LanePair[Sub];
+        Span<float> d = stackalloc float[Chunk];
+        Span<sbyte> Ls = stackalloc sbyte[Sub];
         Span<int> L = stackalloc int[QK];
         int nb = x.Length / QK;
-        for (int i = 0; i < nb; i += Blocks)
+        for (int c = 0; c < nb; c += Chunk)
         {
-            int count = Math.Min(Blocks, nb - i);
-            QuantMathLanes.Transpose(x.Slice(i * QK, count * QK), Sub, xt);
-            LanePair scale;
-            if (importance.IsEmpty)
-                scale = QuantMathLanes.MakeQ3Quants(4, xt, lt);
-            else
+            int chunkCount = Math.Min(Chunk, nb - c);
+            if (!importance.IsEmpty) BlockQ2K.SumsOfSquares(x.Slice(c * QK, chunkCount * QK), sumX2[..chunkCount]);
+            for (int p = 0; p * Blocks < chunkCount; p++)
             {
-                // sigma² of each super-block, summed in ggml's order; lanes 16b…16b+15 belong to super-block b
-                for (int b = 0; b < count; b++)
-                    sigma2.Slice(b * Sub, Sub).Fill(2 * BlockQ2K.SumOfSquares(x.Slice((i + b) * QK, QK)) / QK);
-                var sig = LanePair.Create(sigma2);
-                QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
-                var sumw = LanePair.Zero;
-                for (int l = 0; l < Sub; ++l)
+                int i = c + p * Blocks, count = Math.Min(Blocks, nb - i);
+                var passLevels = lt.Slice(p * Sub, Sub);
+                QuantMathLanes.Transpose(x.Slice(i * QK, count * QK), Sub, xt);
+                LanePair scale;
+                if (importance.IsEmpty)
+                    scale = QuantMathLanes.MakeQ3Quants(4, xt, passLevels);
+                else
                 {
-                    wt[l] *= LanePair.Sqrt(sig + xt[l] * xt[l]);
-                    sumw += wt[l];
+                    // sigma² of each super-block, summed in ggml's order; lanes 16b…16b+15 belong to super-block b
+                    for (int b = 0; b < count; b++)
+                        sigma2.Slice(b * Sub, Sub).Fill(2 * sumX2[p * Blocks + b] / QK);
+                    var sig = LanePair.Create(sigma2);
+                    QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
+                    var sumw = LanePair.Zero;
+                    for (int l = 0; l < Sub; ++l)
+                    {
+                        wt[l] *= LanePair.Sqrt(sig + xt[l] * xt[l]);
+                        sumw += wt[l];
+                    }
+                    sumw.CopyTo(sw[(p * LanePair.Lanes)..]);
+                    scale = QuantMathLanes.MakeQxQuants(4, xt, wt, passLevels);
                 }
-                sumw.CopyTo(sw);
-                scale = QuantMathLanes.MakeQxQuants(4, xt, wt, lt);
+                scale.CopyTo(scales[(p * LanePair.Lanes)..]);
             }
-            scale.CopyTo(scales);
-            for (int b = 0; b < count; b++)
+            if (!importance.IsEmpty)
             {
-                var yb = y.Slice((i + b) * BlockBytes, BlockBytes);
-                int kept = Encode(x.Slice((i + b) * QK, QK), yb, scales.Slice(Sub * b, Sub), importance.IsEmpty ? default : sw.Slice(Sub * b, Sub), L);
+                QuantMathLanes.Transpose(scales[..(chunkCount * Sub)], Sub, blockScales);
+                QuantMathLanes.Transpose(sw[..(chunkCount * Sub)], Sub, blockWeights);
+                QuantMathLanes.MakeQxQuants(32, blockScales, blockWeights, blockLevels).CopyTo(d);
+            }
+            for (int k = 0; k < chunkCount; k++)
+            {
+                var yb = y.Slice((c + k) * BlockBytes, BlockBytes);
+                var xb = x.Slice((c + k) * QK, QK);
+                if (importance.IsEmpty) EncodeScales(yb, scales.Slice(Sub * k, Sub));
+                else
+                {
+                    for (int j = 0; j < Sub; ++j) Ls[j] = (sbyte)blockLevels[j][k];
+                    WriteScales(yb, d[k], Ls);
+                }
+                int kept = Requantize(xb, yb, L);
+                // super-block k's sub-block j searched in pass k / 2, lane 16 (k % 2) + j
+                var passLevels = levels[(k / Blocks * Sub * LanePair.Lanes)..];
                 for (int j = 0; j < QK / Sub; ++j)
                     if ((kept & (1 << j)) != 0)
                         for (int l = 0; l < Sub; ++l)
-                            L[Sub * j + l] = (int)levels[l * LanePair.Lanes + Sub * b + j];
+                            L[Sub * j + l] = (int)passLevels[l * LanePair.Lanes + Sub * (k % Blocks) + j];
                 Pack(yb, L);
             }
         }
@@ -106,50 +134,60 @@ internal static class BlockQ3K
             }
             for (int l = 0; l < QK; ++l) L[l] = levels[l];
             var yb = y.Slice(i * BlockBytes, BlockBytes);
-            Encode(xb, yb, scales, importance.IsEmpty ? default : sw, L);
+            EncodeScales(yb, scales, importance.IsEmpty ? default : sw);
+            Requantize(xb, yb, L);
             PackReference(yb, L);
         }
     }
 
-    /// <summary>What follows the sub-block searches: biased 6-bit sub-block scales under f16 d (rounded against the
-    /// largest, or by make_qx_quants when <paramref name="sw"/> holds importance sums), and the levels requantized with
-    /// those rounded scales into <paramref name="L"/>. A sub-block whose scale rounds to 0 keeps its search levels:
-    /// returns those sub-blocks as bits, for the caller to fill in before packing.</summary>
-    static int Encode(ReadOnlySpan<float> xb, Span<byte> yb, ReadOnlySpan<float> scales, ReadOnlySpan<float> sw, Span<int> L)
+    /// <summary>The sub-block scales and f16 d of a super-block: rounded against the largest, or (with importance sums
+    /// <paramref name="sw"/>) by make_qx_quants.</summary>
+    static void EncodeScales(Span<byte> yb, ReadOnlySpan<float> scales, ReadOnlySpan<float> sw = default)
     {
+        if (!sw.IsEmpty)
+        {
+            Span<sbyte> Ls = stackalloc sbyte[QK / 16];
+            WriteScales(yb, QuantMath.MakeQxQuants(QK / 16, 32, scales, Ls, 1, sw), Ls);
+            return;
+        }
         var sc = yb.Slice(OffScales, 12);
         sc.Clear();
-        if (sw.IsEmpty)
+        float maxScale = 0, amax = 0;
+        for (int j = 0; j < QK / 16; ++j)
         {
-            float maxScale = 0, amax = 0;
+            float scale = MathF.Abs(scales[j]);
+            if (scale > amax) { amax = scale; maxScale = scales[j]; }
+        }
+        if (maxScale != 0)
+        {
+            float iscale = -32f / maxScale;
             for (int j = 0; j < QK / 16; ++j)
             {
-                float scale = MathF.Abs(scales[j]);
-                if (scale > amax) { amax = scale; maxScale = scales[j]; }
+                sbyte l = (sbyte)QuantMath.NearestInt(iscale * scales[j]);
+                PackScale(sc, j, Math.Clamp((int)l, -32, 31) + 32);
             }
-            if (maxScale != 0)
-            {
-                float iscale = -32f / maxScale;
-                for (int j = 0; j < QK / 16; ++j)
-                {
-                    sbyte l = (sbyte)QuantMath.NearestInt(iscale * scales[j]);
-                    PackScale(sc, j, Math.Clamp((int)l, -32, 31) + 32);
-                }
-                BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(1 / iscale));
-            }
-            else
-            {
-                BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(0f));
-            }
+            BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(1 / iscale));
         }
         else
         {
-            Span<sbyte> Ls = stackalloc sbyte[QK / 16];
-            float dBlock = QuantMath.MakeQxQuants(QK / 16, 32, scales, Ls, 1, sw);
-            for (int j = 0; j < QK / 16; ++j) PackScale(sc, j, Ls[j]);
-            BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(dBlock));
+            BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(0f));
         }
+    }
 
+    /// <summary>Stores make_qx_quants' result for the sub-block scales: the biased levels <paramref name="Ls"/> and d.</summary>
+    static void WriteScales(Span<byte> yb, float d, ReadOnlySpan<sbyte> Ls)
+    {
+        var sc = yb.Slice(OffScales, 12);
+        sc.Clear();
+        for (int j = 0; j < QK / 16; ++j) PackScale(sc, j, Ls[j]);
+        BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(d));
+    }
+
+    /// <summary>The levels requantized with the stored (rounded) scales into <paramref name="L"/>. A sub-block whose
+    /// scale rounds to 0 keeps its search levels: returns those sub-blocks as bits, for the caller to fill in before packing.</summary>
+    static int Requantize(ReadOnlySpan<float> xb, ReadOnlySpan<byte> yb, Span<int> L)
+    {
+        var sc = yb.Slice(OffScales, 12);
         float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[OffD..]));
         int kept = 0;
         for (int j = 0; j < QK / 16; ++j)

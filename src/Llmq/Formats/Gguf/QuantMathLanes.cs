@@ -392,4 +392,101 @@ internal static class QuantMathLanes
         for (int i = 0; i < n; ++i) Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, Unsafe.Add(ref Lr, i) + offset);
         return LanePair.Select(empty, zero, LanePair.Select(LanePair.Greater(suml2, zero), sumlx / suml2, zero));
     }
+
+    /// <summary><see cref="QuantMath.MakeQpQuants"/> on 32 groups of n = x.Length values weighted by <paramref name="weights"/>:
+    /// the rounding at nmax/max, a ±0.4 search of the inverse scale, then up to five coordinate-descent passes (run until
+    /// no lane changes, as in <see cref="MakeQ3Quants"/>). <paramref name="L"/> receives the levels as floats, each the low
+    /// byte of its integer level as the scalar byte array holds it (and computes with).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
+    public static LanePair MakeQpQuants(int nmax, ReadOnlySpan<LanePair> x, ReadOnlySpan<LanePair> weights, Span<LanePair> L)
+    {
+        int n = x.Length;
+        ref var X = ref MemoryMarshal.GetReference(x);
+        ref var W = ref MemoryMarshal.GetReference(weights[..n]);
+        ref var Lr = ref MemoryMarshal.GetReference(L[..n]);
+        var zero = LanePair.Zero;
+
+        var max = zero;
+        for (int i = 0; i < n; ++i)
+        {
+            var xi = Unsafe.Add(ref X, i);
+            max = LanePair.Select(LanePair.Greater(max, xi), max, xi);
+        }
+        var empty = LanePair.Less(max, LanePair.Create(QuantMath.GroupMaxEps));
+        var iscale = LanePair.Create(nmax) / max;
+        var scale = LanePair.Create(1) / iscale;
+        var bestMse = zero;
+        for (int i = 0; i < n; ++i)
+        {
+            var xi = Unsafe.Add(ref X, i);
+            var diff = xi - scale * LowByte(NearestLevel(iscale * xi, int.MaxValue));
+            bestMse += Unsafe.Add(ref W, i) * diff * diff;
+        }
+        for (int step = -4; step <= 4; ++step)
+        {
+            if (step == 0) continue;
+            var iscaleIs = LanePair.Create(0.1f * step + nmax) / max;
+            var scaleIs = LanePair.Create(1) / iscaleIs;
+            var mse = zero;
+            for (int i = 0; i < n; ++i)
+            {
+                var xi = Unsafe.Add(ref X, i);
+                var diff = xi - scaleIs * NearestLevel(iscaleIs * xi, nmax);
+                mse += Unsafe.Add(ref W, i) * diff * diff;
+            }
+            var better = LanePair.Less(mse, bestMse);
+            bestMse = LanePair.Select(better, mse, bestMse);
+            iscale = LanePair.Select(better, iscaleIs, iscale);
+        }
+        LanePair sumlx = zero, suml2 = zero;
+        for (int i = 0; i < n; ++i)
+        {
+            var xi = Unsafe.Add(ref X, i);
+            var w = Unsafe.Add(ref W, i);
+            var l = NearestLevel(iscale * xi, nmax);
+            Unsafe.Add(ref Lr, i) = LowByte(l);
+            sumlx += w * xi * l;
+            suml2 += w * l * l;
+        }
+        for (int itry = 0; itry < 5; ++itry)
+        {
+            var changed = zero;
+            for (int i = 0; i < n; ++i)
+            {
+                var xi = Unsafe.Add(ref X, i);
+                var w = Unsafe.Add(ref W, i);
+                var li = Unsafe.Add(ref Lr, i);
+                var slx = sumlx - w * xi * li;
+                var sl2 = suml2 - w * li * li;
+                var newL = NearestLevel(xi * sl2 / slx, nmax);
+                var slxNew = slx + w * xi * newL;
+                var sl2New = sl2 + w * newL * newL;
+                var accept = LanePair.Greater(slx, zero) & LanePair.Greater(sl2, zero) & (LanePair.Less(newL, li) | LanePair.Greater(newL, li))
+                    & LanePair.Greater(slxNew * slxNew * suml2, sumlx * sumlx * sl2New);
+                Unsafe.Add(ref Lr, i) = LanePair.Select(accept, LowByte(newL), li);
+                sumlx = LanePair.Select(accept, slxNew, sumlx);
+                suml2 = LanePair.Select(accept, sl2New, suml2);
+                changed |= accept;
+            }
+            if (!LanePair.Any(changed)) break;
+        }
+        for (int i = 0; i < n; ++i) Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, Unsafe.Add(ref Lr, i));
+        return LanePair.Select(empty, zero, LanePair.Select(LanePair.Greater(suml2, zero), sumlx / suml2, zero));
+    }
+
+    /// <summary>min(nearest_int(v), hi) as floats, exact for any input.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static LanePair NearestLevel(LanePair v, int hi)
+    {
+        Vector512<float> One(Vector512<float> x) => Vector512.ConvertToSingle(Vector512.Min(NearestInt(x), Vector512.Create(hi)));
+        return new(One(v.A), One(v.B));
+    }
+
+    /// <summary>The low byte of integer-valued lanes (what a C cast to uint8_t keeps), as floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static LanePair LowByte(LanePair l)
+    {
+        Vector512<float> One(Vector512<float> x) => Vector512.ConvertToSingle(Vector512.ConvertToInt32(x) & Vector512.Create(0xFF));
+        return new(One(l.A), One(l.B));
+    }
 }

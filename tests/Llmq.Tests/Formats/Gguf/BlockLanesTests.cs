@@ -7,9 +7,14 @@ namespace Llmq.Tests.Formats.Gguf;
 /// <see cref="QuantMathLanesTests.Groups"/>' corner cases, and whose block count leaves the last pass partly empty.</summary>
 public class BlockLanesTests
 {
-    /// <summary>A row of passes + a part of one more: each pass is 32 groups of <paramref name="group"/> values.</summary>
-    static float[] Row(int group, int seed, int extraGroups) =>
-        [.. QuantMathLanesTests.Groups(group, seed), .. QuantMathLanesTests.Groups(group, seed + 5).AsSpan(0, extraGroups * group)];
+    /// <summary>A row of <paramref name="groups"/> groups of <paramref name="group"/> values, taken from successive sets
+    /// of 32 corner-case groups.</summary>
+    static float[] Row(int group, int seed, int groups)
+    {
+        var row = new List<float>();
+        for (int k = 0; row.Count < groups * group; k++) row.AddRange(QuantMathLanesTests.Groups(group, seed + 5 * k));
+        return row.GetRange(0, groups * group).ToArray();
+    }
 
     public static TheoryData<GgmlType, bool> Types()
     {
@@ -28,10 +33,10 @@ public class BlockLanesTests
     {
         for (int seed = 0; seed < 14; seed++)
         {
-            // legacy: 32 + 13 blocks of 32, a full pass of 32 blocks and a partial one; K-quants: 32 + 16 sub-blocks of 16,
-            // a full pass of two super-blocks and a half-empty one
+            // legacy: 45 blocks, a full pass of 32 blocks and a partial one; K-quants: 35 super-blocks of 16 sub-blocks,
+            // a full chunk of 32 super-blocks (16 passes of two), then a chunk of one full pass and a half-empty one
             bool legacy = GgmlTypes.BlockSize(type) == 32;
-            var x = legacy ? Row(32, seed, extraGroups: 13) : Row(16, seed, extraGroups: 16);
+            var x = legacy ? Row(32, seed, groups: 45) : Row(16, seed, groups: 35 * 16);
             var qw = importance ? QuantMathLanesTests.Weights(x, seed, importance: true) : [];
             int bytes = (int)GgmlTypes.RowSize(type, x.Length);
             var fast = new byte[bytes];
@@ -99,6 +104,34 @@ public class BlockLanesTests
             BlockQ2K.Pack(fast.AsSpan(0, 64), low);
             BlockQ2K.PackReference(reference.AsSpan(0, 64), low);
             Assert.Equal(reference, fast);
+        }
+    }
+
+    [Theory]
+    [InlineData(16, 15, false), InlineData(16, 15, true)]   // Q2_K's super-block scales (absolute values) and mins
+    [InlineData(8, 63, false), InlineData(8, 63, true)]
+    public void MakeQpQuantsEqualsScalarInEveryLane(int n, int nmax, bool absolute)
+    {
+        for (int seed = 0; seed < 14; seed++)
+        {
+            // the corner-case groups, or their magnitudes (the sub-block scales this search sees are mostly non-negative)
+            var x = QuantMathLanesTests.Groups(n, seed).Select(v => absolute ? MathF.Abs(v) : v).ToArray();
+            var w = QuantMathLanesTests.Weights(x, seed, importance: true);
+            var xt = new LanePair[n];
+            var wt = new LanePair[n];
+            QuantMathLanes.Transpose(x, n, xt);
+            QuantMathLanes.Transpose(w, n, wt);
+            var L = new LanePair[n];
+            var scale = QuantMathLanes.MakeQpQuants(nmax, xt, wt, L);
+            for (int g = 0; g < QuantMathLanes.Lanes; g++)
+            {
+                var expectedL = new byte[n];
+                float expected = QuantMath.MakeQpQuants(n, nmax, x.AsSpan(g * n, n), expectedL, w.AsSpan(g * n, n));
+                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(scale[g]),
+                    $"seed {seed} lane {g}: scale {expected:R} vs {scale[g]:R}");
+                for (int i = 0; i < n; i++)
+                    Assert.True(expectedL[i] == L[i][g], $"seed {seed} lane {g} level {i}: {expectedL[i]} vs {L[i][g]}");
+            }
         }
     }
 }
