@@ -45,39 +45,55 @@ static class GgufConvertBench
         });
     }
 
-    /// <summary>One core, the Q4_K_M block kernels on random rows of 2048: the scalar reference (one sub-block search after
-    /// another) against the lane-parallel form, in million weights per CPU second.</summary>
+    delegate void RowQuantizer(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance);
+
+    /// <summary>The scalar reference quantizer of each lane-parallel block type.</summary>
+    static readonly (GgmlType Type, RowQuantizer Reference)[] Kernels =
+    [
+        (GgmlType.Q4_K, (x, y, w) => BlockQ4K.QuantizeRowReference(x, y, w, 15, BlockQ4K.Q4KBytes)),
+        (GgmlType.Q6_K, BlockQ6K.QuantizeRowReference),
+        (GgmlType.Q2_K, BlockQ2K.QuantizeRowReference),
+        (GgmlType.Q3_K, BlockQ3K.QuantizeRowReference),
+        (GgmlType.Q4_0, BlockQ4.QuantizeRowQ4_0Reference),
+        (GgmlType.Q4_1, BlockQ4.QuantizeRowQ4_1Reference),
+        (GgmlType.Q5_0, BlockQ5.QuantizeRowQ5_0Reference),
+        (GgmlType.Q5_1, BlockQ5.QuantizeRowQ5_1Reference),
+    ];
+
+    /// <summary>One core, the block kernels on random rows of 2048, without and with importance weights: the scalar
+    /// reference (one block or sub-block search after another) against the lane-parallel form, in million weights per
+    /// CPU second.</summary>
     public static void RunKernels()
     {
-        const int cols = 2048, rows = 2048;
+        const int cols = 2048, rows = 1024;
         var x = BenchReport.RandomMatrix((long)rows * cols, seed: 6);
-        foreach (var type in new[] { GgmlType.Q4_K, GgmlType.Q6_K })
-        {
-            var y = new byte[GgmlTypes.RowSize(type, cols)];
-            void Rows(bool reference)
+        var rng = new Random(7);
+        var weights = Enumerable.Range(0, cols).Select(_ => (float)rng.NextDouble() * 2).ToArray();
+        foreach (var (type, reference) in Kernels)
+            foreach (bool importance in new[] { false, true })
             {
-                for (int r = 0; r < rows; r++)
+                var y = new byte[GgmlTypes.RowSize(type, cols)];
+                var w = importance ? weights : [];
+                void Rows(bool scalar)
                 {
-                    var row = x.AsSpan(r * cols, cols);
-                    if (type == GgmlType.Q6_K)
+                    for (int r = 0; r < rows; r++)
                     {
-                        if (reference) BlockQ6K.QuantizeRowReference(row, y, default);
-                        else BlockQ6K.QuantizeRow(row, y, default);
+                        var row = x.AsSpan(r * cols, cols);
+                        if (scalar) reference(row, y, w);
+                        else GgmlQuants.QuantizeRowsSerial(type, row, y, cols, w);
                     }
-                    else if (reference) BlockQ4K.QuantizeRowReference(row, y, default, 15, BlockQ4K.Q4KBytes);
-                    else BlockQ4K.QuantizeRowQ4K(row, y, default);
                 }
+                var scalarTime = BenchReport.Best(() => Rows(scalar: true), maxRuns: 2);
+                var lanes = BenchReport.Best(() => Rows(scalar: false), maxRuns: 3);
+                double mweights = (double)rows * cols / 1e6;
+                BenchReport.Line(new
+                {
+                    bench = "gguf-kernels", type = GgmlTypes.Name(type), importance,
+                    scalar_mweights_per_cpu_s = BenchReport.Round(mweights / scalarTime.Cpu, 1),
+                    lanes_mweights_per_cpu_s = BenchReport.Round(mweights / lanes.Cpu, 1),
+                    speedup_cpu = BenchReport.Round(scalarTime.Cpu / lanes.Cpu, 1), speedup_wall = BenchReport.Round(scalarTime.Wall / lanes.Wall, 1),
+                });
             }
-            var scalar = BenchReport.Best(() => Rows(reference: true), maxRuns: 2);
-            var lanes = BenchReport.Best(() => Rows(reference: false), maxRuns: 3);
-            double weights = (double)rows * cols / 1e6;
-            BenchReport.Line(new
-            {
-                bench = "gguf-kernels", type = GgmlTypes.Name(type),
-                scalar_mweights_per_cpu_s = BenchReport.Round(weights / scalar.Cpu, 1), lanes_mweights_per_cpu_s = BenchReport.Round(weights / lanes.Cpu, 1),
-                speedup_cpu = BenchReport.Round(scalar.Cpu / lanes.Cpu, 1), speedup_wall = BenchReport.Round(scalar.Wall / lanes.Wall, 1),
-            });
-        }
     }
 
     /// <summary>Every tensor read once and converted to float32 into one reused buffer.</summary>

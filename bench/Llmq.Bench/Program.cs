@@ -16,7 +16,7 @@ var benches = new (string Name, string Description, Action Run)[]
     ("gptq-solve", "GPTQ W4A16 g128 of one Qwen2.5-0.5B layer per Linear shape, Cholesky beside it (wall, CPU s, GFLOP/s)", GptqSolveBench.Run),
     ("oneshot", "GPTQ W4A16 oneshot of a random Qwen2.5-0.5B-shaped model, 128 × 512 tokens, vs its FLOPs at measured GEMM speed", OneshotBench.Run),
     ("gguf-convert", "Random 1B bf16 Llama → Q4_K_M GGUF vs reading the input once, side by side twice (wall, CPU s, ratio)", GgufConvertBench.Run),
-    ("gguf-kernels", "Q4_K and Q6_K rows on one core: scalar reference vs lane-parallel scale searches (M weights per CPU s)", GgufConvertBench.RunKernels),
+    ("gguf-kernels", "ggml block rows on one core, without and with importance: scalar reference vs lane-parallel kernels (M weights per CPU s)", GgufConvertBench.RunKernels),
     ("forward", "Decoder forward over 4 × 512 tokens of a random Qwen2.5-0.5B-shaped model vs its GEMMs alone (tokens/s, ratio)", ForwardBench.Run),
 };
 

@@ -1,4 +1,8 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Llmq.Formats.Gguf;
 
@@ -12,50 +16,112 @@ internal static class BlockQ3K
     public const int BlockBytes = 110;
     const int OffQs = 32, OffScales = 96, OffD = 108;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
     public static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
-        Span<sbyte> L = stackalloc sbyte[QK];
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            QuantizeRowReference(x, y, importance);
+            return;
+        }
+        // Chunks of up to 32 super-blocks. Two super-blocks per pass: their 32 sub-blocks run the scale search side by
+        // side, one per lane. With importance the chunk's 32 super-block scale searches then run side by side too.
+        const int Sub = 16, Blocks = LanePair.Lanes / Sub, Chunk = LanePair.Lanes;
+        Span<LanePair> xt = stackalloc LanePair[Sub];
+        Span<LanePair> wt = stackalloc LanePair[Sub];
+        Span<LanePair> lt = stackalloc LanePair[Sub * Chunk / Blocks];   // every pass's levels, lane-interleaved
+        ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);
+        Span<float> scales = stackalloc float[Sub * Chunk];   // super-block k's sub-block scales at 16k
+        Span<float> sw = stackalloc float[Sub * Chunk];
+        Span<float> sigma2 = stackalloc float[LanePair.Lanes];
+        Span<float> sumX2 = stackalloc float[Chunk];
+        Span<LanePair> blockScales = stackalloc LanePair[Sub];   // the chunk's scales, super-block k in lane k
+        Span<LanePair> blockWeights = stackalloc LanePair[Sub];
+        Span<LanePair> blockLevels = stackalloc LanePair[Sub];
+        Span<float> d = stackalloc float[Chunk];
+        Span<sbyte> Ls = stackalloc sbyte[Sub];
+        Span<int> L = stackalloc int[QK];
+        int nb = x.Length / QK;
+        for (int c = 0; c < nb; c += Chunk)
+        {
+            int chunkCount = Math.Min(Chunk, nb - c);
+            if (!importance.IsEmpty) BlockQ2K.SumsOfSquares(x.Slice(c * QK, chunkCount * QK), sumX2[..chunkCount]);
+            for (int p = 0; p * Blocks < chunkCount; p++)
+            {
+                int i = c + p * Blocks, count = Math.Min(Blocks, nb - i);
+                var passLevels = lt.Slice(p * Sub, Sub);
+                QuantMathLanes.Transpose(x.Slice(i * QK, count * QK), Sub, xt);
+                LanePair scale;
+                if (importance.IsEmpty)
+                    scale = QuantMathLanes.MakeQ3Quants(4, xt, passLevels);
+                else
+                {
+                    // sigma² of each super-block, summed in ggml's order; lanes 16b…16b+15 belong to super-block b
+                    for (int b = 0; b < count; b++)
+                        sigma2.Slice(b * Sub, Sub).Fill(2 * sumX2[p * Blocks + b] / QK);
+                    var sig = LanePair.Create(sigma2);
+                    QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
+                    var sumw = LanePair.Zero;
+                    for (int l = 0; l < Sub; ++l)
+                    {
+                        wt[l] *= LanePair.Sqrt(sig + xt[l] * xt[l]);
+                        sumw += wt[l];
+                    }
+                    sumw.CopyTo(sw[(p * LanePair.Lanes)..]);
+                    scale = QuantMathLanes.MakeQxQuants(4, xt, wt, passLevels);
+                }
+                scale.CopyTo(scales[(p * LanePair.Lanes)..]);
+            }
+            if (!importance.IsEmpty)
+            {
+                QuantMathLanes.Transpose(scales[..(chunkCount * Sub)], Sub, blockScales);
+                QuantMathLanes.Transpose(sw[..(chunkCount * Sub)], Sub, blockWeights);
+                QuantMathLanes.MakeQxQuants(32, blockScales, blockWeights, blockLevels).CopyTo(d);
+            }
+            for (int k = 0; k < chunkCount; k++)
+            {
+                var yb = y.Slice((c + k) * BlockBytes, BlockBytes);
+                var xb = x.Slice((c + k) * QK, QK);
+                if (importance.IsEmpty) EncodeScales(yb, scales.Slice(Sub * k, Sub));
+                else
+                {
+                    for (int j = 0; j < Sub; ++j) Ls[j] = (sbyte)blockLevels[j][k];
+                    WriteScales(yb, d[k], Ls);
+                }
+                int kept = Requantize(xb, yb, L);
+                // super-block k's sub-block j searched in pass k / 2, lane 16 (k % 2) + j
+                var passLevels = levels[(k / Blocks * Sub * LanePair.Lanes)..];
+                for (int j = 0; j < QK / Sub; ++j)
+                    if ((kept & (1 << j)) != 0)
+                        for (int l = 0; l < Sub; ++l)
+                            L[Sub * j + l] = (int)passLevels[l * LanePair.Lanes + Sub * (k % Blocks) + j];
+                Pack(yb, L);
+            }
+        }
+    }
+
+    /// <summary>The scalar form, one sub-block search after another: the reference the lane-parallel form is tested
+    /// against, and the path on hardware without 512-bit vectors.</summary>
+    internal static void QuantizeRowReference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    {
+        Span<sbyte> levels = stackalloc sbyte[QK];
+        Span<int> L = stackalloc int[QK];
         Span<float> scales = stackalloc float[QK / 16];
         Span<float> weight = stackalloc float[16];
         Span<float> sw = stackalloc float[QK / 16];
-        Span<sbyte> Ls = stackalloc sbyte[QK / 16];
         int nb = x.Length / QK;
         for (int i = 0; i < nb; i++)
         {
             var xb = x.Slice(i * QK, QK);
-            var yb = y.Slice(i * BlockBytes, BlockBytes);
-            var sc = yb.Slice(OffScales, 12);
-            sc.Clear();
             if (importance.IsEmpty)
             {
-                float maxScale = 0, amax = 0;
                 for (int j = 0; j < QK / 16; ++j)
-                {
-                    scales[j] = QuantMath.MakeQ3Quants(16, 4, xb.Slice(16 * j, 16), L.Slice(16 * j, 16), true);
-                    float scale = MathF.Abs(scales[j]);
-                    if (scale > amax) { amax = scale; maxScale = scales[j]; }
-                }
-                if (maxScale != 0)
-                {
-                    float iscale = -32f / maxScale;
-                    for (int j = 0; j < QK / 16; ++j)
-                    {
-                        sbyte l = (sbyte)QuantMath.NearestInt(iscale * scales[j]);
-                        PackScale(sc, j, Math.Clamp((int)l, -32, 31) + 32);
-                    }
-                    BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(1 / iscale));
-                }
-                else
-                {
-                    BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(0f));
-                }
+                    scales[j] = QuantMath.MakeQ3Quants(16, 4, xb.Slice(16 * j, 16), levels.Slice(16 * j, 16), true);
             }
             else
             {
                 var qwBlock = importance.Slice(i * QK, QK);
-                float sumx2 = 0;
-                for (int j = 0; j < QK; ++j) sumx2 += xb[j] * xb[j];
-                float sigma2 = 2 * sumx2 / QK;
+                float sigma2 = 2 * BlockQ2K.SumOfSquares(xb) / QK;
                 for (int j = 0; j < QK / 16; ++j)
                 {
                     var qw = qwBlock.Slice(16 * j, 16);
@@ -63,38 +129,121 @@ internal static class BlockQ3K
                     float sumw = 0;
                     for (int l = 0; l < 16; ++l) sumw += weight[l];
                     sw[j] = sumw;
-                    scales[j] = QuantMath.MakeQxQuants(16, 4, xb.Slice(16 * j, 16), L.Slice(16 * j, 16), 1, weight);
+                    scales[j] = QuantMath.MakeQxQuants(16, 4, xb.Slice(16 * j, 16), levels.Slice(16 * j, 16), 1, weight);
                 }
-                float dBlock = QuantMath.MakeQxQuants(QK / 16, 32, scales, Ls, 1, sw);
-                for (int j = 0; j < QK / 16; ++j) PackScale(sc, j, Ls[j]);
-                BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(dBlock));
             }
+            for (int l = 0; l < QK; ++l) L[l] = levels[l];
+            var yb = y.Slice(i * BlockBytes, BlockBytes);
+            EncodeScales(yb, scales, importance.IsEmpty ? default : sw);
+            Requantize(xb, yb, L);
+            PackReference(yb, L);
+        }
+    }
 
-            float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[OffD..]));
+    /// <summary>The sub-block scales and f16 d of a super-block: rounded against the largest, or (with importance sums
+    /// <paramref name="sw"/>) by make_qx_quants.</summary>
+    static void EncodeScales(Span<byte> yb, ReadOnlySpan<float> scales, ReadOnlySpan<float> sw = default)
+    {
+        if (!sw.IsEmpty)
+        {
+            Span<sbyte> Ls = stackalloc sbyte[QK / 16];
+            WriteScales(yb, QuantMath.MakeQxQuants(QK / 16, 32, scales, Ls, 1, sw), Ls);
+            return;
+        }
+        var sc = yb.Slice(OffScales, 12);
+        sc.Clear();
+        float maxScale = 0, amax = 0;
+        for (int j = 0; j < QK / 16; ++j)
+        {
+            float scale = MathF.Abs(scales[j]);
+            if (scale > amax) { amax = scale; maxScale = scales[j]; }
+        }
+        if (maxScale != 0)
+        {
+            float iscale = -32f / maxScale;
             for (int j = 0; j < QK / 16; ++j)
             {
-                float d = dAll * UnpackScale(sc, j);
-                if (d == 0) continue;
-                for (int ii = 0; ii < 16; ++ii)
-                {
-                    int l = QuantMath.NearestInt(xb[16 * j + ii] / d);
-                    L[16 * j + ii] = (sbyte)(Math.Clamp(l, -4, 3) + 4);
-                }
+                sbyte l = (sbyte)QuantMath.NearestInt(iscale * scales[j]);
+                PackScale(sc, j, Math.Clamp((int)l, -32, 31) + 32);
             }
-
-            var hmask = yb[..32];
-            hmask.Clear();
-            int m = 0;
-            byte hm = 1;
-            for (int j = 0; j < QK; ++j)
-            {
-                if (L[j] > 3) { hmask[m] |= hm; L[j] -= 4; }
-                if (++m == QK / 8) { m = 0; hm <<= 1; }
-            }
-            for (int j = 0; j < QK; j += 128)
-                for (int l = 0; l < 32; ++l)
-                    yb[OffQs + j / 4 + l] = (byte)((byte)L[j + l] | ((byte)L[j + l + 32] << 2) | ((byte)L[j + l + 64] << 4) | ((byte)L[j + l + 96] << 6));
+            BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(1 / iscale));
         }
+        else
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(0f));
+        }
+    }
+
+    /// <summary>Stores make_qx_quants' result for the sub-block scales: the biased levels <paramref name="Ls"/> and d.</summary>
+    static void WriteScales(Span<byte> yb, float d, ReadOnlySpan<sbyte> Ls)
+    {
+        var sc = yb.Slice(OffScales, 12);
+        sc.Clear();
+        for (int j = 0; j < QK / 16; ++j) PackScale(sc, j, Ls[j]);
+        BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(d));
+    }
+
+    /// <summary>The levels requantized with the stored (rounded) scales into <paramref name="L"/>. A sub-block whose
+    /// scale rounds to 0 keeps its search levels: returns those sub-blocks as bits, for the caller to fill in before packing.</summary>
+    static int Requantize(ReadOnlySpan<float> xb, ReadOnlySpan<byte> yb, Span<int> L)
+    {
+        var sc = yb.Slice(OffScales, 12);
+        float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[OffD..]));
+        int kept = 0;
+        for (int j = 0; j < QK / 16; ++j)
+        {
+            float d = dAll * UnpackScale(sc, j);
+            if (d == 0)
+            {
+                kept |= 1 << j;
+                continue;
+            }
+            // ggml rounds x/d; (x + 0)/d rounds to the same integer for every x (only the sign of a zero can differ)
+            QuantMath.Requantize(xb.Slice(16 * j, 16), 0f, d, -4, 3, 4, L.Slice(16 * j, 16));
+        }
+        return kept;
+    }
+
+    /// <summary>The levels (0…7) into hmask (bit 2 of level j at byte j % 32, bit j / 32) and qs (the low two bits, as
+    /// Q2_K packs them); <paramref name="L"/> is left holding the low bits.</summary>
+    internal static void Pack(Span<byte> yb, Span<int> L)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            PackReference(yb, L);
+            return;
+        }
+        ref int levels = ref MemoryMarshal.GetReference(L[..QK]);
+        var three = Vector512.Create(3);
+        Vector512<int> low = default, high = default;   // hmask bytes 0–15 and 16–31
+        for (int k = 0; k < QK / 32; ++k)
+        {
+            var bit = Vector512.Create(1 << k);
+            var a = Vector512.LoadUnsafe(ref levels, (nuint)(32 * k));
+            var b = Vector512.LoadUnsafe(ref levels, (nuint)(32 * k + 16));
+            low |= Vector512.GreaterThan(a, three) & bit;
+            high |= Vector512.GreaterThan(b, three) & bit;
+            (a & three).StoreUnsafe(ref levels, (nuint)(32 * k));
+            (b & three).StoreUnsafe(ref levels, (nuint)(32 * k + 16));
+        }
+        Avx512F.ConvertToVector128Byte(low).CopyTo(yb);
+        Avx512F.ConvertToVector128Byte(high).CopyTo(yb[16..]);
+        BlockQ2K.Pack(yb.Slice(OffQs, QK / 4), L);
+    }
+
+    /// <summary>The scalar <see cref="Pack"/>: the reference the vector form is tested against.</summary>
+    internal static void PackReference(Span<byte> yb, Span<int> L)
+    {
+        var hmask = yb[..32];
+        hmask.Clear();
+        int m = 0;
+        byte hm = 1;
+        for (int j = 0; j < QK; ++j)
+        {
+            if (L[j] > 3) { hmask[m] |= hm; L[j] -= 4; }
+            if (++m == QK / 8) { m = 0; hm <<= 1; }
+        }
+        BlockQ2K.PackReference(yb.Slice(OffQs, QK / 4), L);
     }
 
     /// <summary>Stores the biased 6-bit scale l (0..63) of sub-block j.</summary>

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.Intrinsics;
 
 namespace Llmq.Formats.Gguf;
 
@@ -17,6 +18,14 @@ internal static class BlockQ4
     public const int Q4_1Bytes = 20;
 
     public static void QuantizeRowQ4_0(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    {
+        if (Vector512.IsHardwareAccelerated) LegacyBlockLanes.QuantizeRow(x, y, importance, bits: 4, withMin: false);
+        else QuantizeRowQ4_0Reference(x, y, importance);
+    }
+
+    /// <summary>The scalar form, block after block: the reference <see cref="LegacyBlockLanes"/> is tested against, and the
+    /// path on hardware without 512-bit vectors.</summary>
+    internal static void QuantizeRowQ4_0Reference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         if (!importance.IsEmpty)
         {
@@ -66,6 +75,14 @@ internal static class BlockQ4
     }
 
     public static void QuantizeRowQ4_1(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    {
+        if (Vector512.IsHardwareAccelerated) LegacyBlockLanes.QuantizeRow(x, y, importance, bits: 4, withMin: true);
+        else QuantizeRowQ4_1Reference(x, y, importance);
+    }
+
+    /// <summary>The scalar form, block after block: the reference <see cref="LegacyBlockLanes"/> is tested against, and the
+    /// path on hardware without 512-bit vectors.</summary>
+    internal static void QuantizeRowQ4_1Reference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         if (!importance.IsEmpty)
         {

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Llmq.Formats.Gguf;
 
@@ -24,6 +26,7 @@ internal static class BlockQ4K
     public static void QuantizeRowQ5K(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance) =>
         QuantizeRow(x, y, importance, nmax: 31, Q5KBytes);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
     static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int nmax, int blockBytes)
     {
         if (!Vector512.IsHardwareAccelerated)
@@ -31,37 +34,37 @@ internal static class BlockQ4K
             QuantizeRowReference(x, y, importance, nmax, blockBytes);
             return;
         }
-        // Two super-blocks per pass: their 16 sub-blocks run the scale search side by side, one per lane.
-        const int Sub = 32, Pair = 2;
-        Span<Vector512<float>> xt = stackalloc Vector512<float>[Sub];
-        Span<Vector512<float>> wt = stackalloc Vector512<float>[Sub];
-        Span<Vector512<float>> lt = stackalloc Vector512<float>[Sub];
-        ReadOnlySpan<float> levels = MemoryMarshal.Cast<Vector512<float>, float>(lt);   // the search's levels, lane-interleaved
-        Span<Vector512<float>> laux = stackalloc Vector512<float>[Sub];
-        Span<float> scales = stackalloc float[QuantMathLanes.Lanes];
-        Span<float> mins = stackalloc float[QuantMathLanes.Lanes];
-        Span<float> sw = stackalloc float[QuantMathLanes.Lanes];
-        Span<float> sigma2 = stackalloc float[QuantMathLanes.Lanes];
+        // Four super-blocks per pass: their 32 sub-blocks run the scale search side by side, one per lane.
+        const int Sub = 32, Blocks = LanePair.Lanes / 8;
+        Span<LanePair> xt = stackalloc LanePair[Sub];
+        Span<LanePair> wt = stackalloc LanePair[Sub];
+        Span<LanePair> lt = stackalloc LanePair[Sub];
+        ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);   // the search's levels, lane-interleaved
+        Span<LanePair> laux = stackalloc LanePair[Sub];
+        Span<float> scales = stackalloc float[LanePair.Lanes];
+        Span<float> mins = stackalloc float[LanePair.Lanes];
+        Span<float> sw = stackalloc float[LanePair.Lanes];
+        Span<float> sigma2 = stackalloc float[LanePair.Lanes];
         Span<int> L = stackalloc int[QK];
         int nb = x.Length / QK;
-        for (int i = 0; i < nb; i += Pair)
+        for (int i = 0; i < nb; i += Blocks)
         {
-            int count = Math.Min(Pair, nb - i);
+            int count = Math.Min(Blocks, nb - i);
             QuantMathLanes.Transpose(x.Slice(i * QK, count * QK), Sub, xt);
-            Vector512<float> scale, min;
+            LanePair scale, min;
             if (importance.IsEmpty)
             {
-                var sumX2 = Vector512<float>.Zero;
+                var sumX2 = LanePair.Zero;
                 for (int l = 0; l < Sub; ++l) sumX2 += xt[l] * xt[l];
-                var avX = Vector512.Sqrt(sumX2 / Vector512.Create(32f));
-                for (int l = 0; l < Sub; ++l) wt[l] = avX + Vector512.Abs(xt[l]);
+                var avX = LanePair.Sqrt(sumX2 / LanePair.Create(32f));
+                for (int l = 0; l < Sub; ++l) wt[l] = avX + LanePair.Abs(xt[l]);
                 scale = nmax == 15
                     ? QuantMathLanes.MakeQkxQuants(15, xt, wt, lt, laux, out min, -1f, 0.1f, 20, false, guardedLevels: false)
                     : QuantMathLanes.MakeQkxQuants(31, xt, wt, lt, laux, out min, -0.5f, 0.1f, 15, false, guardedLevels: false);
             }
             else
             {
-                // sigma² of each super-block, summed in ggml's order; lanes 0–7 belong to the first, 8–15 to the second
+                // sigma² of each super-block, summed in ggml's order; lanes 8b…8b+7 belong to super-block b
                 for (int b = 0; b < count; b++)
                 {
                     var xb = x.Slice((i + b) * QK, QK);
@@ -69,12 +72,12 @@ internal static class BlockQ4K
                     for (int l = 0; l < QK; ++l) sumX2 += xb[l] * xb[l];
                     sigma2.Slice(b * 8, 8).Fill(2 * sumX2 / QK);
                 }
-                var sig = Vector512.Create<float>(sigma2);
+                var sig = LanePair.Create(sigma2);
                 QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
-                var sumw = Vector512<float>.Zero;
+                var sumw = LanePair.Zero;
                 for (int l = 0; l < Sub; ++l)
                 {
-                    wt[l] *= Vector512.Sqrt(sig + xt[l] * xt[l]);
+                    wt[l] *= LanePair.Sqrt(sig + xt[l] * xt[l]);
                     sumw += wt[l];
                 }
                 sumw.CopyTo(sw);
@@ -90,7 +93,7 @@ internal static class BlockQ4K
                 for (int j = 0; j < 8; ++j)
                     if ((kept & (1 << j)) != 0)
                         for (int l = 0; l < Sub; ++l)
-                            L[Sub * j + l] = (int)levels[l * QuantMathLanes.Lanes + 8 * b + j];
+                            L[Sub * j + l] = (int)levels[l * LanePair.Lanes + 8 * b + j];
                 Pack(yb, L, nmax);
             }
         }
@@ -212,7 +215,28 @@ internal static class BlockQ4K
         return kept;
     }
 
-    static void Pack(Span<byte> yb, ReadOnlySpan<int> L, int nmax)
+    /// <summary>The levels into the block's bit fields (Q4_K: nibbles; Q5_K: nibbles and high bits).</summary>
+    internal static void Pack(Span<byte> yb, ReadOnlySpan<int> L, int nmax)
+    {
+        if (nmax != 15 || !Avx512F.IsSupported)
+        {
+            PackReference(yb, L, nmax);
+            return;
+        }
+        // q[32k + l] = L[64k + l] | L[64k + 32 + l] << 4, sixteen at a time
+        var q = yb.Slice(16, QK / 2);
+        ref int levels = ref MemoryMarshal.GetReference(L[..QK]);
+        for (int j = 0; j < QK; j += 64)
+            for (int l = 0; l < 32; l += 16)
+            {
+                var low = Vector512.LoadUnsafe(ref levels, (nuint)(j + l));
+                var high = Vector512.LoadUnsafe(ref levels, (nuint)(j + l + 32));
+                Avx512F.ConvertToVector128Byte(low | (high << 4)).CopyTo(q[(j / 2 + l)..]);
+            }
+    }
+
+    /// <summary>The scalar <see cref="Pack"/>: the reference the vector form is tested against.</summary>
+    internal static void PackReference(Span<byte> yb, ReadOnlySpan<int> L, int nmax)
     {
         if (nmax == 15)
         {

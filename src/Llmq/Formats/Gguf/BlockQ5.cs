@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.Intrinsics;
 
 namespace Llmq.Formats.Gguf;
 
@@ -16,6 +17,14 @@ internal static class BlockQ5
     public const int Q5_1Bytes = 24;
 
     public static void QuantizeRowQ5_0(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    {
+        if (Vector512.IsHardwareAccelerated) LegacyBlockLanes.QuantizeRow(x, y, importance, bits: 5, withMin: false);
+        else QuantizeRowQ5_0Reference(x, y, importance);
+    }
+
+    /// <summary>The scalar form, block after block: the reference <see cref="LegacyBlockLanes"/> is tested against, and the
+    /// path on hardware without 512-bit vectors.</summary>
+    internal static void QuantizeRowQ5_0Reference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         if (!importance.IsEmpty)
         {
@@ -58,6 +67,14 @@ internal static class BlockQ5
     }
 
     public static void QuantizeRowQ5_1(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    {
+        if (Vector512.IsHardwareAccelerated) LegacyBlockLanes.QuantizeRow(x, y, importance, bits: 5, withMin: true);
+        else QuantizeRowQ5_1Reference(x, y, importance);
+    }
+
+    /// <summary>The scalar form, block after block: the reference <see cref="LegacyBlockLanes"/> is tested against, and the
+    /// path on hardware without 512-bit vectors.</summary>
+    internal static void QuantizeRowQ5_1Reference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         if (!importance.IsEmpty)
         {

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Llmq.Formats.Gguf;
 
@@ -14,6 +16,7 @@ internal static class BlockQ6K
     public const int BlockBytes = 210;
     const int OffQh = 128, OffScales = 192, OffD = 208;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
     public static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         if (!Vector512.IsHardwareAccelerated)
@@ -21,32 +24,36 @@ internal static class BlockQ6K
             QuantizeRowReference(x, y, importance);
             return;
         }
-        // The 16 sub-blocks of a super-block run make_qx_quants side by side, one per lane.
-        const int Sub = 16;
-        Span<Vector512<float>> xt = stackalloc Vector512<float>[Sub];
-        Span<Vector512<float>> wt = stackalloc Vector512<float>[Sub];
-        Span<Vector512<float>> lt = stackalloc Vector512<float>[Sub];
-        ReadOnlySpan<float> levels = MemoryMarshal.Cast<Vector512<float>, float>(lt);   // the search's levels, lane-interleaved
-        Span<Vector512<float>> laux = stackalloc Vector512<float>[Sub];
-        Span<float> scales = stackalloc float[QK / Sub];
+        // Two super-blocks per pass: their 32 sub-blocks run make_qx_quants side by side, one per lane.
+        const int Sub = 16, Blocks = LanePair.Lanes / Sub;
+        Span<LanePair> xt = stackalloc LanePair[Sub];
+        Span<LanePair> wt = stackalloc LanePair[Sub];
+        Span<LanePair> lt = stackalloc LanePair[Sub];
+        ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);   // the search's levels, lane-interleaved
+        Span<float> scales = stackalloc float[LanePair.Lanes];
         Span<int> L = stackalloc int[QK];
         int nb = x.Length / QK;
-        for (int i = 0; i < nb; i++)
+        for (int i = 0; i < nb; i += Blocks)
         {
-            QuantMathLanes.Transpose(x.Slice(i * QK, QK), Sub, xt);
+            int count = Math.Min(Blocks, nb - i);
+            QuantMathLanes.Transpose(x.Slice(i * QK, count * QK), Sub, xt);
             if (importance.IsEmpty)
                 for (int l = 0; l < Sub; ++l) wt[l] = xt[l] * xt[l];
             else
-                QuantMathLanes.Transpose(importance.Slice(i * QK, QK), Sub, wt);
-            QuantMathLanes.MakeQxQuants(32, xt, wt, lt, laux).CopyTo(scales);
-            var yb = y.Slice(i * BlockBytes, BlockBytes);
-            int kept = Encode(x.Slice(i * QK, QK), yb, scales, L);
-            if (kept < 0) continue;
-            for (int ib = 0; ib < QK / Sub; ++ib)
-                if ((kept & (1 << ib)) != 0)
-                    for (int l = 0; l < Sub; ++l)
-                        L[Sub * ib + l] = (int)levels[l * QuantMathLanes.Lanes + ib];
-            Pack(yb, L);
+                QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
+            var scale = QuantMathLanes.MakeQxQuants(32, xt, wt, lt);
+            scale.CopyTo(scales);
+            for (int b = 0; b < count; b++)
+            {
+                var yb = y.Slice((i + b) * BlockBytes, BlockBytes);
+                int kept = Encode(x.Slice((i + b) * QK, QK), yb, scales.Slice(Sub * b, Sub), L);
+                if (kept < 0) continue;
+                for (int ib = 0; ib < QK / Sub; ++ib)
+                    if ((kept & (1 << ib)) != 0)
+                        for (int l = 0; l < Sub; ++l)
+                            L[Sub * ib + l] = (int)levels[l * LanePair.Lanes + Sub * b + ib];
+                Pack(yb, L);
+            }
         }
     }
 
@@ -109,7 +116,36 @@ internal static class BlockQ6K
         return kept;
     }
 
-    static void Pack(Span<byte> yb, ReadOnlySpan<int> L)
+    /// <summary>The levels (0…63) into ql (low nibbles) and qh (high two bits).</summary>
+    internal static void Pack(Span<byte> yb, ReadOnlySpan<int> L)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            PackReference(yb, L);
+            return;
+        }
+        ref int levels = ref MemoryMarshal.GetReference(L[..QK]);
+        var nibble = Vector512.Create(0xF);
+        for (int j = 0; j < QK; j += 128)
+        {
+            var ql = yb.Slice(j / 2, 64);
+            var qh = yb.Slice(OffQh + j / 4, 32);
+            for (int l = 0; l < 32; l += 16)
+            {
+                var q1 = Vector512.LoadUnsafe(ref levels, (nuint)(j + l));
+                var q2 = Vector512.LoadUnsafe(ref levels, (nuint)(j + l + 32));
+                var q3 = Vector512.LoadUnsafe(ref levels, (nuint)(j + l + 64));
+                var q4 = Vector512.LoadUnsafe(ref levels, (nuint)(j + l + 96));
+                Avx512F.ConvertToVector128Byte((q1 & nibble) | ((q3 & nibble) << 4)).CopyTo(ql[l..]);
+                Avx512F.ConvertToVector128Byte((q2 & nibble) | ((q4 & nibble) << 4)).CopyTo(ql[(l + 32)..]);
+                var high = (q1 >>> 4) | ((q2 >>> 4) << 2) | ((q3 >>> 4) << 4) | ((q4 >>> 4) << 6);
+                Avx512F.ConvertToVector128Byte(high).CopyTo(qh[l..]);
+            }
+        }
+    }
+
+    /// <summary>The scalar <see cref="Pack"/>: the reference the vector form is tested against.</summary>
+    internal static void PackReference(Span<byte> yb, ReadOnlySpan<int> L)
     {
         for (int j = 0; j < QK; j += 128)
         {

@@ -9,8 +9,8 @@ namespace Llmq.Tests.Formats.Gguf;
 /// outliers, ties, signed zeros, subnormals, NaN and infinity).</summary>
 public class QuantMathLanesTests
 {
-    /// <summary>16 groups of n values, each of a different kind, shuffled by the seed.</summary>
-    static float[] Groups(int n, int seed)
+    /// <summary>32 groups of n values, each of a different kind, shuffled by the seed.</summary>
+    internal static float[] Groups(int n, int seed)
     {
         var rng = new Random(seed);
         var x = new float[QuantMathLanes.Lanes * n];
@@ -42,20 +42,20 @@ public class QuantMathLanesTests
         return x;
     }
 
-    static float[] Weights(float[] x, int seed, bool importance)
+    internal static float[] Weights(float[] x, int seed, bool importance)
     {
         var rng = new Random(seed);
         return x.Select(v => importance ? (rng.Next(8) == 0 ? 0f : (float)rng.NextDouble() * 3) : 0.3f + MathF.Abs(v)).ToArray();
     }
 
-    static Vector512<float>[] Lanes(float[] groups, int n)
+    static LanePair[] Lanes(float[] groups, int n)
     {
-        var t = new Vector512<float>[n];
+        var t = new LanePair[n];
         QuantMathLanes.Transpose(groups, n, t);
         return t;
     }
 
-    static float Lane(Vector512<float>[] v, int i, int lane) => v[i].GetElement(lane);
+    static float Lane(LanePair[] v, int i, int lane) => v[i][lane];
 
     [Theory]
     [InlineData(15, -1f, 0.1f, 20, false, false)]    // Q4_K
@@ -70,8 +70,8 @@ public class QuantMathLanesTests
         {
             var x = Groups(n, seed);
             var w = Weights(x, seed, importance: guarded);
-            var L = new Vector512<float>[n];
-            var scale = QuantMathLanes.MakeQkxQuants(nmax, Lanes(x, n), Lanes(w, n), L, new Vector512<float>[n], out var min,
+            var L = new LanePair[n];
+            var scale = QuantMathLanes.MakeQkxQuants(nmax, Lanes(x, n), Lanes(w, n), L, new LanePair[n], out var min,
                 rmin, rdelta, nstep, useMad, guarded);
             for (int g = 0; g < QuantMathLanes.Lanes; g++)
             {
@@ -82,10 +82,10 @@ public class QuantMathLanesTests
                 float expected = guarded
                     ? QuantMath.MakeQkx3Quants(n, nmax, xs, ws, expectedL, out expectedMin, new byte[n], rmin, rdelta, nstep, useMad)
                     : QuantMath.MakeQkx2Quants(n, nmax, xs, ws, expectedL, out expectedMin, new byte[n], rmin, rdelta, nstep, useMad);
-                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(scale.GetElement(g)),
-                    $"seed {seed} lane {g}: scale {expected:R} vs {scale.GetElement(g):R}");
-                Assert.True(BitConverter.SingleToInt32Bits(expectedMin) == BitConverter.SingleToInt32Bits(min.GetElement(g)),
-                    $"seed {seed} lane {g}: min {expectedMin:R} vs {min.GetElement(g):R}");
+                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(scale[g]),
+                    $"seed {seed} lane {g}: scale {expected:R} vs {scale[g]:R}");
+                Assert.True(BitConverter.SingleToInt32Bits(expectedMin) == BitConverter.SingleToInt32Bits(min[g]),
+                    $"seed {seed} lane {g}: min {expectedMin:R} vs {min[g]:R}");
                 for (int i = 0; i < n; i++)
                     Assert.True(expectedL[i] == Lane(L, i, g), $"seed {seed} lane {g} level {i}: {expectedL[i]} vs {Lane(L, i, g)}");
             }
@@ -101,14 +101,14 @@ public class QuantMathLanesTests
         {
             var x = Groups(n, seed);
             var w = importance ? Weights(x, seed, importance: true) : x.Select(v => v * v).ToArray();
-            var L = new Vector512<float>[n];
-            var scale = QuantMathLanes.MakeQxQuants(nmax, Lanes(x, n), Lanes(w, n), L, new Vector512<float>[n]);
+            var L = new LanePair[n];
+            var scale = QuantMathLanes.MakeQxQuants(nmax, Lanes(x, n), Lanes(w, n), L);
             for (int g = 0; g < QuantMathLanes.Lanes; g++)
             {
                 var expectedL = new sbyte[n];
                 float expected = QuantMath.MakeQxQuants(n, nmax, x.AsSpan(g * n, n), expectedL, 1, importance ? w.AsSpan(g * n, n) : default);
-                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(scale.GetElement(g)),
-                    $"seed {seed} lane {g}: scale {expected:R} vs {scale.GetElement(g):R}");
+                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(scale[g]),
+                    $"seed {seed} lane {g}: scale {expected:R} vs {scale[g]:R}");
                 for (int i = 0; i < n; i++)
                     Assert.True(expectedL[i] == Lane(L, i, g), $"seed {seed} lane {g} level {i}: {expectedL[i]} vs {Lane(L, i, g)}");
             }
@@ -121,7 +121,7 @@ public class QuantMathLanesTests
     [InlineData(GgmlType.Q6_K, false), InlineData(GgmlType.Q6_K, true)]
     public void WholeRowsEqualTheScalarReference(GgmlType type, bool importance)
     {
-        // 5 super-blocks: Q4_K/Q5_K pair them, so the last pass runs half empty
+        // 5 super-blocks: Q4_K/Q5_K take four per pass and Q6_K two, so the last pass runs partly empty
         const int cols = 5 * 256;
         for (int seed = 0; seed < 4; seed++)
         {
@@ -146,12 +146,54 @@ public class QuantMathLanesTests
     public void TransposePutsGroupsInLanesAndZerosTheRest()
     {
         var x = Enumerable.Range(0, 3 * 4).Select(i => (float)i).ToArray();
-        var t = new Vector512<float>[4];
-        t[0] = Vector512.Create(9f);
+        var t = new LanePair[4];
+        t[0] = LanePair.Create(9f);
         QuantMathLanes.Transpose(x, 4, t);
-        Assert.Equal([0f, 4f, 8f, 0f], MemoryMarshal.Cast<Vector512<float>, float>(t)[..4].ToArray());
-        Assert.Equal(3f, t[3].GetElement(0));
-        Assert.Equal(11f, t[3].GetElement(2));
-        Assert.Equal(0f, t[3].GetElement(15));
+        Assert.Equal([0f, 4f, 8f, 0f], MemoryMarshal.Cast<LanePair, float>(t)[..4].ToArray());
+        Assert.Equal(3f, t[3][0]);
+        Assert.Equal(11f, t[3][2]);
+        Assert.Equal(0f, t[3][15]);
+        Assert.Equal(0f, t[3][31]);
+    }
+
+    [Theory]
+    [InlineData(16), InlineData(32)]
+    public void VectorTransposeEqualsScalarForEveryGroupCount(int n)
+    {
+        foreach (int groups in new[] { 1, 5, 15, 16, 17, 31, 32 })
+        {
+            var x = Enumerable.Range(0, groups * n).Select(i => i * 0.5f - 7f).ToArray();
+            var fast = Enumerable.Repeat(LanePair.Create(9f), n).ToArray();
+            var reference = Enumerable.Repeat(LanePair.Create(-9f), n).ToArray();
+            QuantMathLanes.Transpose(x, n, fast);
+            QuantMathLanes.TransposeReference(x, n, reference);
+            Assert.Equal(MemoryMarshal.Cast<LanePair, float>(reference).ToArray(), MemoryMarshal.Cast<LanePair, float>(fast).ToArray());
+        }
+    }
+
+    [Theory]
+    [InlineData(15), InlineData(31), InlineData(63)]
+    public void VectorPacksEqualScalar(int top)
+    {
+        var rng = new Random(top);
+        for (int trial = 0; trial < 20; trial++)
+        {
+            // trial 0: every level at its top; then random levels
+            var L = Enumerable.Range(0, 256).Select(_ => trial == 0 ? top : rng.Next(top + 1)).ToArray();
+            int bytes = top == 63 ? BlockQ6K.BlockBytes : top == 15 ? BlockQ4K.Q4KBytes : BlockQ4K.Q5KBytes;
+            var fast = new byte[bytes];
+            var reference = new byte[bytes];
+            if (top == 63)
+            {
+                BlockQ6K.Pack(fast, L);
+                BlockQ6K.PackReference(reference, L);
+            }
+            else
+            {
+                BlockQ4K.Pack(fast, L, top);
+                BlockQ4K.PackReference(reference, L, top);
+            }
+            Assert.Equal(reference, fast);
+        }
     }
 }
