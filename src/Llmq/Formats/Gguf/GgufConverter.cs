@@ -271,13 +271,16 @@ public static class GgufConverter
         public void Write(int length)
         {
             var buffer = _buffers[_next];
-            _last = _writes[_next] = _last.ContinueWith(previous =>
-            {
-                previous.GetAwaiter().GetResult(); // a failed write fails the ones after it, so Buffer or Flush throws it
-                writer.Write(buffer.AsSpan(0, length));
-            }, TaskScheduler.Default);
+            _writes[_next] = Then(() => writer.Write(buffer.AsSpan(0, length)));
             _next ^= 1;
         }
+
+        /// <summary>Runs <paramref name="action"/> after what is queued so far, off the quantizing threads' path.</summary>
+        public Task Then(Action action) => _last = _last.ContinueWith(previous =>
+        {
+            previous.GetAwaiter().GetResult(); // a failed write fails what comes after it, so Buffer or Flush throws it
+            action();
+        }, TaskScheduler.Default);
 
         /// <summary>Waits until everything queued is in the writer.</summary>
         public void Flush() => _last.GetAwaiter().GetResult();
@@ -351,7 +354,8 @@ public static class GgufConverter
             });
             writes.Write(n * rowBytes);
         }
-        PageRelease.Release(checkpoint, info);
+        // unmapping the consumed pages takes a while for a large tensor: the write thread has the time
+        writes.Then(() => PageRelease.Release(checkpoint, info));
     }
 
     /// <summary>Parallel.For that throws the work's own exception (the typed errors of bad input), not an AggregateException.</summary>

@@ -67,6 +67,33 @@ public class GgufConverterTests
         }
     }
 
+    [Fact]
+    public void BadInputFoundInsideTheParallelStepsKeepsItsType()
+    {
+        using var dir = new TempDirectory();
+        var model = dir["model"];
+        RandomModel.Write(model, RandomModelSpec.TinyLlama, seed: 7);
+        var imatrix = new ImportanceMatrix();
+        imatrix.Set("blk.0.attn_q.weight", new float[32], 1);
+        var e = Assert.Throws<LlmqException>(() => GgufConverter.Convert(model, dir["a.gguf"], new GgufConvertOptions { Imatrix = imatrix }));
+        Assert.Contains("'blk.0.attn_q.weight' has 32 columns", e.Message);
+
+        // a weight stored as integers is found by the work items that read it: their error, not an AggregateException
+        var ints = dir["ints"];
+        using (var source = Checkpoint.Open(model))
+        using (var writer = new SafetensorsWriter(ints))
+        {
+            foreach (var t in source.Tensors)
+                if (t.Name == "model.layers.1.mlp.up_proj.weight") writer.Add(t.Name, DType.I32, t.Shape, new byte[t.ElementCount * 4]);
+                else writer.Add(t.Name, t.DType, t.Shape, source.Bytes(t.Name));
+            writer.Finish();
+        }
+        File.Copy(Path.Combine(model, "config.json"), Path.Combine(ints, "config.json"));
+        e = Assert.Throws<LlmqException>(() => GgufConverter.Convert(ints, dir["b.gguf"], new GgufConvertOptions()));
+        Assert.Contains("model.layers.1.mlp.up_proj.weight' is I32", e.Message);
+        Assert.Empty(Directory.GetFiles(dir.Path));   // neither output nor a temporary file is left
+    }
+
     [Theory]
     [InlineData(1, 2), InlineData(1, 4), InlineData(3, 8), InlineData(4, 6)]
     public void PermutedSourceRowIsTheRowPermuteRowsMoves(int heads, int headRows)
