@@ -45,7 +45,7 @@ internal static class BlockQ3K
         for (int c = 0; c < nb; c += Chunk)
         {
             int chunkCount = Math.Min(Chunk, nb - c);
-            if (!importance.IsEmpty) BlockQ2K.SumsOfSquares(x.Slice(c * QK, chunkCount * QK), sumX2[..chunkCount]);
+            if (!importance.IsEmpty) QuantMath.SumsOfSquares(x.Slice(c * QK, chunkCount * QK), QK, sumX2[..chunkCount]);
             for (int p = 0; p * Blocks < chunkCount; p++)
             {
                 int i = c + p * Blocks, count = Math.Min(Blocks, nb - i);

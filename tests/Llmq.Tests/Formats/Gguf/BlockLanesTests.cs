@@ -48,7 +48,24 @@ public class BlockLanesTests
         }
     }
 
-    static void Reference(GgmlType type, float[] x, byte[] y, float[] qw)
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void ManyRowsEqualTheReferenceRowByRow(GgmlType type, bool importance)
+    {
+        // 11 rows: the legacy types take each row's mean square eight rows at a time, so the last group is partial
+        int cols = 3 * GgmlTypes.BlockSize(type), rows = 11;
+        var x = Row(16, seed: 3, groups: rows * cols / 16);
+        var qw = importance ? QuantMathLanesTests.Weights(x[..cols], 3, importance: true) : [];
+        int rowBytes = (int)GgmlTypes.RowSize(type, cols);
+        var fast = new byte[rows * rowBytes];
+        var reference = new byte[rows * rowBytes];
+        GgmlQuants.QuantizeRowsSerial(type, x, fast, cols, qw);
+        for (int r = 0; r < rows; r++) Reference(type, x[(r * cols)..((r + 1) * cols)], reference.AsSpan(r * rowBytes, rowBytes), qw);
+        int first = fast.AsSpan().CommonPrefixLength(reference);
+        Assert.True(first == fast.Length, $"first difference in row {first / rowBytes}");
+    }
+
+    static void Reference(GgmlType type, float[] x, Span<byte> y, float[] qw)
     {
         switch (type)
         {
