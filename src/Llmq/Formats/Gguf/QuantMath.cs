@@ -334,6 +334,7 @@ internal static class QuantMath
 
     /// <summary>L[i] = clamp(nearest_int((x[i] + add) / d), lo, hi) + offset: a group's final levels under its rounded
     /// scale. Each element is independent, so 16 at a time give the same bits as one at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot: every K-quant block ends here
     public static void Requantize(ReadOnlySpan<float> x, float add, float d, int lo, int hi, int offset, Span<int> L)
     {
         int i = 0;

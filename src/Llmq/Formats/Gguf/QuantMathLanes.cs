@@ -133,7 +133,8 @@ internal static class QuantMathLanes
 
     /// <summary><see cref="QuantMath.MakeQkx2Quants"/> (<paramref name="guardedLevels"/> false) or
     /// <see cref="QuantMath.MakeQkx3Quants"/> (true) on 32 groups of n = x.Length values with explicit weights.
-    /// <paramref name="L"/> receives the levels as floats; <paramref name="laux"/> is scratch of the same length.</summary>
+    /// <paramref name="L"/> receives the levels as floats (skipped when empty: callers that rarely need them can run the
+    /// scalar search for the group that does); <paramref name="laux"/> is scratch of length n.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
     public static LanePair MakeQkxQuants(int nmax, ReadOnlySpan<LanePair> x, ReadOnlySpan<LanePair> weights,
         Span<LanePair> L, Span<LanePair> laux, out LanePair theMin,
@@ -143,12 +144,9 @@ internal static class QuantMathLanes
         // the inner loops index by reference: every span is at least n long (the slices check it)
         ref var X = ref MemoryMarshal.GetReference(x);
         ref var W = ref MemoryMarshal.GetReference(weights[..n]);
-        ref var Lr = ref MemoryMarshal.GetReference(L[..n]);
         ref var Ar = ref MemoryMarshal.GetReference(laux[..n]);
         var zero = LanePair.Zero;
         var nmaxF = LanePair.Create(nmax);
-        var small = LanePair.Create(4194304f);   // 2^22
-        var nmaxHalf = LanePair.Create(nmax + 0.5f);
 
         var min = X;
         var max = X;
@@ -173,10 +171,12 @@ internal static class QuantMathLanes
         var iscale = nmaxF / (max - min);
         var scale = LanePair.Create(1) / iscale;
         var bestError = zero;
+        var form = new LevelForm(iscale, lowest, max, min, empty, numbers, nmax);
         for (int i = 0; i < n; ++i)
         {
             var xi = Unsafe.Add(ref X, i);
-            var l = ClampedNearest(iscale * (xi - min), 0, nmax);
+            var v = iscale * (xi - min);
+            var l = form.Fast ? form.Levels(v, nmaxF) : ClampedNearest(v, 0, nmax);
             var diff = scale * l + min - xi;
             diff = useMad ? LanePair.Abs(diff) : diff * diff;
             bestError += Unsafe.Add(ref W, i) * diff;
@@ -189,27 +189,13 @@ internal static class QuantMathLanes
         for (int step = 0; step <= nstep && nstep >= 1; ++step)
         {
             iscale = LanePair.Create(rmin + rdelta * step + nmax) / (max - min);
-            // iscale·(x − min) is monotone in x, so the lane's extremes bound every level argument. When all lie within
-            // ±2^22 and no lane holds a NaN, rounding in float is exact and both level forms are clamp(round(v), 0, nmax);
-            // a clamp is skipped where the extremes show it cannot bind (often: the trial scales put max below nmax + ½)
-            var lowV = iscale * (lowest - min);
-            var highV = iscale * (max - min);
-            bool fast = LanePair.All(empty | (numbers & LanePair.Less(LanePair.Abs(lowV), small) & LanePair.Less(LanePair.Abs(highV), small)));
-            bool clampLow = !LanePair.All(empty | (LanePair.GreaterOrEqual(lowV, zero) & LanePair.GreaterOrEqual(highV, zero)));
-            bool clampHigh = !LanePair.All(empty | (LanePair.Less(lowV, nmaxHalf) & LanePair.Less(highV, nmaxHalf)));
+            form = new LevelForm(iscale, lowest, max, min, empty, numbers, nmax);
             LanePair sumL = zero, sumL2 = zero, sumXl = zero;
             for (int i = 0; i < n; ++i)
             {
                 var xi = Unsafe.Add(ref X, i);
                 var v = iscale * (xi - min);
-                LanePair l;
-                if (fast)
-                {
-                    l = LanePair.Round(v);
-                    if (clampLow) l = LanePair.MaxNative(l, zero);   // no NaN here; a −0 becomes +0
-                    if (clampHigh) l = LanePair.MinNative(l, nmaxF);
-                }
-                else l = guardedLevels ? GuardedLevels(v, nmaxF) : ClampedNearest(v, 0, nmax);
+                var l = form.Fast ? form.Levels(v, nmaxF) : guardedLevels ? GuardedLevels(v, nmaxF) : ClampedNearest(v, 0, nmax);
                 Unsafe.Add(ref Ar, i) = l;
                 var wl = Unsafe.Add(ref W, i) * l;
                 sumL += wl;
@@ -240,27 +226,63 @@ internal static class QuantMathLanes
             byTrial |= better;
             min = LanePair.Select(better, thisMin, min);
         }
-        for (int i = 0; i < n; ++i)
+        if (!L.IsEmpty)
         {
-            var v = levelScale * (Unsafe.Add(ref X, i) - levelMin);
-            var l = ClampedNearest(v, 0, nmax);
-            if (guardedLevels) l = LanePair.Select(byTrial, GuardedLevels(v, nmaxF), l);
-            Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, l);
+            ref var Lr = ref MemoryMarshal.GetReference(L[..n]);
+            for (int i = 0; i < n; ++i)
+            {
+                var v = levelScale * (Unsafe.Add(ref X, i) - levelMin);
+                var l = ClampedNearest(v, 0, nmax);
+                if (guardedLevels) l = LanePair.Select(byTrial, GuardedLevels(v, nmaxF), l);
+                Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, l);
+            }
         }
         theMin = LanePair.Select(empty, emptyMin, min) ^ LanePair.Create(-0f);   // -min, sign bit flipped as in C
         return LanePair.Select(empty, zero, scale);
     }
 
+    /// <summary>How the levels clamp(nearest_int(iscale·(x − min)), 0, nmax) of one pass may be computed. iscale·(x − min)
+    /// is monotone in x, so each lane's extremes bound every level argument. When all lie within ±2^22 and no lane holds
+    /// a NaN (<see cref="Fast"/>), rounding in float is exact and make_qkx3_quants' guarded form equals the plain one;
+    /// a clamp is then skipped where the extremes show it cannot bind in any lane (often: most trial scales put the
+    /// maximum below nmax + ½, and before the min moves no argument is negative).</summary>
+    readonly struct LevelForm
+    {
+        public readonly bool Fast, ClampLow, ClampHigh;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public LevelForm(LanePair iscale, LanePair lowest, LanePair max, LanePair min, LanePair empty, LanePair numbers, int nmax)
+        {
+            var lowV = iscale * (lowest - min);
+            var highV = iscale * (max - min);
+            var small = LanePair.Create(4194304f);   // 2^22
+            var zero = LanePair.Zero;
+            var nmaxHalf = LanePair.Create(nmax + 0.5f);
+            Fast = LanePair.All(empty | (numbers & LanePair.Less(LanePair.Abs(lowV), small) & LanePair.Less(LanePair.Abs(highV), small)));
+            ClampLow = !LanePair.All(empty | (LanePair.GreaterOrEqual(lowV, zero) & LanePair.GreaterOrEqual(highV, zero)));
+            ClampHigh = !LanePair.All(empty | (LanePair.Less(lowV, nmaxHalf) & LanePair.Less(highV, nmaxHalf)));
+        }
+
+        /// <summary>The levels of <paramref name="v"/> when <see cref="Fast"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public LanePair Levels(LanePair v, LanePair nmax)
+        {
+            var l = LanePair.Round(v);
+            if (ClampLow) l = LanePair.MaxNative(l, LanePair.Zero);   // no NaN here; a −0 becomes +0
+            if (ClampHigh) l = LanePair.MinNative(l, nmax);
+            return l;
+        }
+    }
+
     /// <summary><see cref="QuantMath.MakeQxQuants"/> with rmse_type 1 on 32 groups of n = x.Length values, weighted by
     /// <paramref name="weights"/> (x² or the importance weights). <paramref name="L"/> receives the stored levels
-    /// (l + nmax) as floats.</summary>
+    /// (l + nmax) as floats (skipped when empty).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
     public static LanePair MakeQxQuants(int nmax, ReadOnlySpan<LanePair> x, ReadOnlySpan<LanePair> weights, Span<LanePair> L)
     {
         int n = x.Length;
         ref var X = ref MemoryMarshal.GetReference(x);
         ref var W = ref MemoryMarshal.GetReference(weights[..n]);
-        ref var Lr = ref MemoryMarshal.GetReference(L[..n]);
         var zero = LanePair.Zero;
         var lo = LanePair.Create(-nmax);
         var hi = LanePair.Create(nmax - 1);
@@ -326,9 +348,13 @@ internal static class QuantMathLanes
             best = LanePair.Select(better, scale * sumlx, best);
             levelScale = LanePair.Select(better, iscale, levelScale);
         }
-        var offset = LanePair.Create(nmax);
-        for (int i = 0; i < n; ++i)
-            Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, ClampedNearest(levelScale * Unsafe.Add(ref X, i), -nmax, nmax - 1) + offset);
+        if (!L.IsEmpty)
+        {
+            ref var Lr = ref MemoryMarshal.GetReference(L[..n]);
+            var offset = LanePair.Create(nmax);
+            for (int i = 0; i < n; ++i)
+                Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, ClampedNearest(levelScale * Unsafe.Add(ref X, i), -nmax, nmax - 1) + offset);
+        }
         return LanePair.Select(empty, zero, scale);
     }
 
