@@ -25,7 +25,7 @@ internal static class BlockQ4
             LegacyBlockLanes.QuantizeRows(x, y, columns, importance, bits: 4, withMin: false);
             return;
         }
-        int rowBytes = y.Length / (x.Length / columns);
+        int rowBytes = columns / QK * Q4_0Bytes;
         for (int r = 0; r < x.Length / columns; r++)
             QuantizeRowQ4_0Reference(x.Slice(r * columns, columns), y.Slice(r * rowBytes, rowBytes), importance);
     }
@@ -89,7 +89,7 @@ internal static class BlockQ4
             LegacyBlockLanes.QuantizeRows(x, y, columns, importance, bits: 4, withMin: true);
             return;
         }
-        int rowBytes = y.Length / (x.Length / columns);
+        int rowBytes = columns / QK * Q4_1Bytes;
         for (int r = 0; r < x.Length / columns; r++)
             QuantizeRowQ4_1Reference(x.Slice(r * columns, columns), y.Slice(r * rowBytes, rowBytes), importance);
     }

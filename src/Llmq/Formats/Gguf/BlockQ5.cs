@@ -24,7 +24,7 @@ internal static class BlockQ5
             LegacyBlockLanes.QuantizeRows(x, y, columns, importance, bits: 5, withMin: false);
             return;
         }
-        int rowBytes = y.Length / (x.Length / columns);
+        int rowBytes = columns / QK * Q5_0Bytes;
         for (int r = 0; r < x.Length / columns; r++)
             QuantizeRowQ5_0Reference(x.Slice(r * columns, columns), y.Slice(r * rowBytes, rowBytes), importance);
     }
@@ -81,7 +81,7 @@ internal static class BlockQ5
             LegacyBlockLanes.QuantizeRows(x, y, columns, importance, bits: 5, withMin: true);
             return;
         }
-        int rowBytes = y.Length / (x.Length / columns);
+        int rowBytes = columns / QK * Q5_1Bytes;
         for (int r = 0; r < x.Length / columns; r++)
             QuantizeRowQ5_1Reference(x.Slice(r * columns, columns), y.Slice(r * rowBytes, rowBytes), importance);
     }

@@ -65,6 +65,11 @@ public class BlockLanesTests
         Assert.True(first == fast.Length, $"first difference in row {first / rowBytes}");
     }
 
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void NoRowsWriteNothing(GgmlType type, bool importance) =>
+        GgmlQuants.QuantizeRowsSerial(type, [], [], 256, importance ? new float[256] : default);
+
     static void Reference(GgmlType type, float[] x, Span<byte> y, float[] qw)
     {
         switch (type)
