@@ -16,6 +16,7 @@ internal static class BlockQ2K
     const int OffQs = 16, OffD = 80, OffDmin = 82;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
+    [SkipLocalsInit]   // ~48 KB of buffers per row, each written before it is read: zeroing them evicts the row from L1
     public static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         if (!Vector512.IsHardwareAccelerated)
