@@ -26,6 +26,7 @@ internal static class BlockQ4K
     public static void QuantizeRowQ5K(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance) =>
         QuantizeRow(x, y, importance, nmax: 31, Q5KBytes);
 
+    [SkipLocalsInit]   // ~14 KB of buffers per row, each written before it is read
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
     static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int nmax, int blockBytes)
     {
@@ -44,6 +45,7 @@ internal static class BlockQ4K
         Span<float> mins = stackalloc float[LanePair.Lanes];
         Span<float> sw = stackalloc float[LanePair.Lanes];
         Span<float> sigma2 = stackalloc float[LanePair.Lanes];
+        sigma2.Clear();   // lanes past the row's last super-block read it too
         Span<int> L = stackalloc int[QK];
         int nb = x.Length / QK;
         for (int i = 0; i < nb; i += Blocks)

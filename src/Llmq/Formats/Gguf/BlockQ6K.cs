@@ -16,6 +16,7 @@ internal static class BlockQ6K
     public const int BlockBytes = 210;
     const int OffQh = 128, OffScales = 192, OffD = 208;
 
+    [SkipLocalsInit]   // ~7 KB of buffers per row, each written before it is read
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
     public static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
