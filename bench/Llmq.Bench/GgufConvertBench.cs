@@ -72,16 +72,14 @@ static class GgufConvertBench
         foreach (var (type, reference) in Kernels)
             foreach (bool importance in new[] { false, true })
             {
-                var y = new byte[GgmlTypes.RowSize(type, cols)];
+                int rowBytes = (int)GgmlTypes.RowSize(type, cols);
+                var y = new byte[rows * rowBytes];
                 var w = importance ? weights : [];
                 void Rows(bool scalar)
                 {
-                    for (int r = 0; r < rows; r++)
-                    {
-                        var row = x.AsSpan(r * cols, cols);
-                        if (scalar) reference(row, y, w);
-                        else GgmlQuants.QuantizeRowsSerial(type, row, y, cols, w);
-                    }
+                    if (!scalar) GgmlQuants.QuantizeRowsSerial(type, x, y, cols, w);   // as one task of a conversion runs them
+                    else
+                        for (int r = 0; r < rows; r++) reference(x.AsSpan(r * cols, cols), y.AsSpan(r * rowBytes, rowBytes), w);
                 }
                 var scalarTime = BenchReport.Best(() => Rows(scalar: true), maxRuns: 2);
                 var lanes = BenchReport.Best(() => Rows(scalar: false), maxRuns: 3);

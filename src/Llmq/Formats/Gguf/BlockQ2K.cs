@@ -16,6 +16,7 @@ internal static class BlockQ2K
     const int OffQs = 16, OffD = 80, OffDmin = 82;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
+    [SkipLocalsInit]   // ~48 KB of buffers per row, each written before it is read: zeroing them evicts the row from L1
     public static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         if (!Vector512.IsHardwareAccelerated)
@@ -48,7 +49,7 @@ internal static class BlockQ2K
         for (int c = 0; c < nb; c += Chunk)
         {
             int chunkCount = Math.Min(Chunk, nb - c);
-            if (!importance.IsEmpty) SumsOfSquares(x.Slice(c * QK, chunkCount * QK), sumX2[..chunkCount]);
+            if (!importance.IsEmpty) QuantMath.SumsOfSquares(x.Slice(c * QK, chunkCount * QK), QK, sumX2[..chunkCount]);
             for (int p = 0; p * Blocks < chunkCount; p++)
             {
                 int i = c + p * Blocks, count = Math.Min(Blocks, nb - i);
@@ -152,19 +153,6 @@ internal static class BlockQ2K
             Requantize(xb, yb, L);
             PackReference(yb.Slice(OffQs, QK / 4), L);
         }
-    }
-
-    /// <summary>The sums of squares of <paramref name="sums"/>.Length consecutive super-blocks, each summed left to right
-    /// as <see cref="SumOfSquares"/> does, the super-blocks interleaved so that their independent chains of adds overlap.</summary>
-    internal static void SumsOfSquares(ReadOnlySpan<float> x, Span<float> sums)
-    {
-        sums.Clear();
-        for (int l = 0; l < QK; ++l)
-            for (int k = 0; k < sums.Length; ++k)
-            {
-                float v = x[k * QK + l];
-                sums[k] += v * v;
-            }
     }
 
     /// <summary>The sum of squares, left to right, of a super-block (its σ² numerator).</summary>

@@ -17,6 +17,7 @@ internal static class BlockQ3K
     const int OffQs = 32, OffScales = 96, OffD = 108;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
+    [SkipLocalsInit]   // ~48 KB of buffers per row, each written before it is read: zeroing them evicts the row from L1
     public static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         if (!Vector512.IsHardwareAccelerated)
@@ -27,10 +28,11 @@ internal static class BlockQ3K
         // Chunks of up to 32 super-blocks. Two super-blocks per pass: their 32 sub-blocks run the scale search side by
         // side, one per lane. With importance the chunk's 32 super-block scale searches then run side by side too.
         const int Sub = 16, Blocks = LanePair.Lanes / Sub, Chunk = LanePair.Lanes;
-        Span<LanePair> xt = stackalloc LanePair[Sub];
+        Span<LanePair> xt = stackalloc LanePair[2 * Sub];
         Span<LanePair> wt = stackalloc LanePair[Sub];
         Span<LanePair> lt = stackalloc LanePair[Sub * Chunk / Blocks];   // every pass's levels, lane-interleaved
         ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);
+        Span<LanePair> pairScales = stackalloc LanePair[2];
         Span<float> scales = stackalloc float[Sub * Chunk];   // super-block k's sub-block scales at 16k
         Span<float> sw = stackalloc float[Sub * Chunk];
         Span<float> sigma2 = stackalloc float[LanePair.Lanes];
@@ -45,15 +47,23 @@ internal static class BlockQ3K
         for (int c = 0; c < nb; c += Chunk)
         {
             int chunkCount = Math.Min(Chunk, nb - c);
-            if (!importance.IsEmpty) BlockQ2K.SumsOfSquares(x.Slice(c * QK, chunkCount * QK), sumX2[..chunkCount]);
-            for (int p = 0; p * Blocks < chunkCount; p++)
+            if (!importance.IsEmpty) QuantMath.SumsOfSquares(x.Slice(c * QK, chunkCount * QK), QK, sumX2[..chunkCount]);
+            // without importance two passes at a time: their searches interleave (make_q3_quants waits on latency)
+            for (int p = 0; p * Blocks < chunkCount; p += importance.IsEmpty ? 2 : 1)
             {
                 int i = c + p * Blocks, count = Math.Min(Blocks, nb - i);
                 var passLevels = lt.Slice(p * Sub, Sub);
                 QuantMathLanes.Transpose(x.Slice(i * QK, count * QK), Sub, xt);
                 LanePair scale;
                 if (importance.IsEmpty)
-                    scale = QuantMathLanes.MakeQ3Quants(4, xt, passLevels);
+                {
+                    int next = c + chunkCount - (i + Blocks);   // super-blocks of the chunk after this pass
+                    int sets = next > 0 ? 2 : 1;
+                    if (sets == 2) QuantMathLanes.Transpose(x.Slice((i + Blocks) * QK, Math.Min(Blocks, next) * QK), Sub, xt[Sub..]);
+                    QuantMathLanes.MakeQ3Quants(4, xt[..(sets * Sub)], lt.Slice(p * Sub, sets * Sub), pairScales[..sets]);
+                    if (sets == 2) pairScales[1].CopyTo(scales[((p + 1) * LanePair.Lanes)..]);
+                    scale = pairScales[0];
+                }
                 else
                 {
                     // sigma² of each super-block, summed in ggml's order; lanes 16b…16b+15 belong to super-block b
@@ -68,7 +78,7 @@ internal static class BlockQ3K
                         sumw += wt[l];
                     }
                     sumw.CopyTo(sw[(p * LanePair.Lanes)..]);
-                    scale = QuantMathLanes.MakeQxQuants(4, xt, wt, passLevels);
+                    scale = QuantMathLanes.MakeQxQuants(4, xt[..Sub], wt, passLevels);
                 }
                 scale.CopyTo(scales[(p * LanePair.Lanes)..]);
             }

@@ -17,10 +17,17 @@ internal static class BlockQ4
     public const int Q4_0Bytes = 18;
     public const int Q4_1Bytes = 20;
 
-    public static void QuantizeRowQ4_0(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    /// <summary>Quantizes whole rows of <paramref name="columns"/> weights.</summary>
+    public static void QuantizeRowsQ4_0(ReadOnlySpan<float> x, Span<byte> y, int columns, ReadOnlySpan<float> importance)
     {
-        if (Vector512.IsHardwareAccelerated) LegacyBlockLanes.QuantizeRow(x, y, importance, bits: 4, withMin: false);
-        else QuantizeRowQ4_0Reference(x, y, importance);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            LegacyBlockLanes.QuantizeRows(x, y, columns, importance, bits: 4, withMin: false);
+            return;
+        }
+        int rowBytes = columns / QK * Q4_0Bytes;
+        for (int r = 0; r < x.Length / columns; r++)
+            QuantizeRowQ4_0Reference(x.Slice(r * columns, columns), y.Slice(r * rowBytes, rowBytes), importance);
     }
 
     /// <summary>The scalar form, block after block: the reference <see cref="LegacyBlockLanes"/> is tested against, and the
@@ -74,10 +81,17 @@ internal static class BlockQ4
         }
     }
 
-    public static void QuantizeRowQ4_1(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    /// <summary>Quantizes whole rows of <paramref name="columns"/> weights.</summary>
+    public static void QuantizeRowsQ4_1(ReadOnlySpan<float> x, Span<byte> y, int columns, ReadOnlySpan<float> importance)
     {
-        if (Vector512.IsHardwareAccelerated) LegacyBlockLanes.QuantizeRow(x, y, importance, bits: 4, withMin: true);
-        else QuantizeRowQ4_1Reference(x, y, importance);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            LegacyBlockLanes.QuantizeRows(x, y, columns, importance, bits: 4, withMin: true);
+            return;
+        }
+        int rowBytes = columns / QK * Q4_1Bytes;
+        for (int r = 0; r < x.Length / columns; r++)
+            QuantizeRowQ4_1Reference(x.Slice(r * columns, columns), y.Slice(r * rowBytes, rowBytes), importance);
     }
 
     /// <summary>The scalar form, block after block: the reference <see cref="LegacyBlockLanes"/> is tested against, and the

@@ -38,9 +38,8 @@ internal static class BlockQ4K
         const int Sub = 32, Blocks = LanePair.Lanes / 8;
         Span<LanePair> xt = stackalloc LanePair[Sub];
         Span<LanePair> wt = stackalloc LanePair[Sub];
-        Span<LanePair> lt = stackalloc LanePair[Sub];
-        ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);   // the search's levels, lane-interleaved
         Span<LanePair> laux = stackalloc LanePair[Sub];
+        Span<byte> levels = stackalloc byte[Sub];
         Span<float> scales = stackalloc float[LanePair.Lanes];
         Span<float> mins = stackalloc float[LanePair.Lanes];
         Span<float> sw = stackalloc float[LanePair.Lanes];
@@ -59,8 +58,8 @@ internal static class BlockQ4K
                 var avX = LanePair.Sqrt(sumX2 / LanePair.Create(32f));
                 for (int l = 0; l < Sub; ++l) wt[l] = avX + LanePair.Abs(xt[l]);
                 scale = nmax == 15
-                    ? QuantMathLanes.MakeQkxQuants(15, xt, wt, lt, laux, out min, -1f, 0.1f, 20, false, guardedLevels: false)
-                    : QuantMathLanes.MakeQkxQuants(31, xt, wt, lt, laux, out min, -0.5f, 0.1f, 15, false, guardedLevels: false);
+                    ? QuantMathLanes.MakeQkxQuants(15, xt, wt, default, laux, out min, -1f, 0.1f, 20, false, guardedLevels: false)
+                    : QuantMathLanes.MakeQkxQuants(31, xt, wt, default, laux, out min, -0.5f, 0.1f, 15, false, guardedLevels: false);
             }
             else
             {
@@ -81,19 +80,24 @@ internal static class BlockQ4K
                     sumw += wt[l];
                 }
                 sumw.CopyTo(sw);
-                scale = QuantMathLanes.MakeQkxQuants(nmax, xt, wt, lt, laux, out min, -0.9f, 0.05f, 36, false, guardedLevels: true);
+                scale = QuantMathLanes.MakeQkxQuants(nmax, xt, wt, default, laux, out min, -0.9f, 0.05f, 36, false, guardedLevels: true);
             }
             scale.CopyTo(scales);
             min.CopyTo(mins);
             for (int b = 0; b < count; b++)
             {
                 var yb = y.Slice((i + b) * blockBytes, blockBytes);
-                int kept = Encode(x.Slice((i + b) * QK, QK), yb, scales.Slice(8 * b, 8), mins.Slice(8 * b, 8),
+                var xb = x.Slice((i + b) * QK, QK);
+                var qwBlock = importance.IsEmpty ? default : importance.Slice((i + b) * QK, QK);
+                int kept = Encode(xb, yb, scales.Slice(8 * b, 8), mins.Slice(8 * b, 8),
                     importance.IsEmpty ? default : sw.Slice(8 * b, 8), L, nmax);
+                // a sub-block whose scale rounded to 0 keeps its search levels: the scalar search gives the same ones
                 for (int j = 0; j < 8; ++j)
                     if ((kept & (1 << j)) != 0)
-                        for (int l = 0; l < Sub; ++l)
-                            L[Sub * j + l] = (int)levels[l * LanePair.Lanes + 8 * b + j];
+                    {
+                        SearchSubBlock(xb, j, qwBlock, importance.IsEmpty ? 0 : sigma2[8 * b], nmax, levels, out _, out _);
+                        for (int l = 0; l < Sub; ++l) L[Sub * j + l] = levels[l];
+                    }
                 Pack(yb, L, nmax);
             }
         }
@@ -105,8 +109,6 @@ internal static class BlockQ4K
     {
         Span<byte> levels = stackalloc byte[QK];
         Span<int> L = stackalloc int[QK];
-        Span<byte> Laux = stackalloc byte[32];
-        Span<float> weights = stackalloc float[32];
         Span<float> mins = stackalloc float[QK / 32];
         Span<float> scales = stackalloc float[QK / 32];
         Span<float> sw = stackalloc float[QK / 32];
@@ -114,42 +116,47 @@ internal static class BlockQ4K
         for (int i = 0; i < nb; i++)
         {
             var xb = x.Slice(i * QK, QK);
-            if (importance.IsEmpty)
+            var qwBlock = importance.IsEmpty ? default : importance.Slice(i * QK, QK);
+            float sigma2 = 0;
+            if (!importance.IsEmpty)
             {
-                for (int j = 0; j < QK / 32; ++j)
-                {
-                    var xs = xb.Slice(32 * j, 32);
-                    float sumX2 = 0;
-                    for (int l = 0; l < 32; ++l) sumX2 += xs[l] * xs[l];
-                    float avX = MathF.Sqrt(sumX2 / 32);
-                    for (int l = 0; l < 32; ++l) weights[l] = avX + MathF.Abs(xs[l]);
-                    scales[j] = nmax == 15
-                        ? QuantMath.MakeQkx2Quants(32, 15, xs, weights, levels.Slice(32 * j, 32), out mins[j], Laux, -1f, 0.1f, 20, false)
-                        : QuantMath.MakeQkx2Quants(32, 31, xs, weights, levels.Slice(32 * j, 32), out mins[j], Laux, -0.5f, 0.1f, 15, false);
-                }
-            }
-            else
-            {
-                var qwBlock = importance.Slice(i * QK, QK);
                 float sumX2 = 0;
                 for (int l = 0; l < QK; ++l) sumX2 += xb[l] * xb[l];
-                float sigma2 = 2 * sumX2 / QK;
-                for (int j = 0; j < QK / 32; ++j)
-                {
-                    var xs = xb.Slice(32 * j, 32);
-                    var qw = qwBlock.Slice(32 * j, 32);
-                    for (int l = 0; l < 32; ++l) weights[l] = qw[l] * MathF.Sqrt(sigma2 + xs[l] * xs[l]);
-                    float sumw = 0;
-                    for (int l = 0; l < 32; ++l) sumw += weights[l];
-                    sw[j] = sumw;
-                    scales[j] = QuantMath.MakeQkx3Quants(32, nmax, xs, weights, levels.Slice(32 * j, 32), out mins[j], Laux, -0.9f, 0.05f, 36, false);
-                }
+                sigma2 = 2 * sumX2 / QK;
             }
+            for (int j = 0; j < QK / 32; ++j)
+                scales[j] = SearchSubBlock(xb, j, qwBlock, sigma2, nmax, levels.Slice(32 * j, 32), out mins[j], out sw[j]);
             for (int l = 0; l < QK; ++l) L[l] = levels[l];
             var yb = y.Slice(i * blockBytes, blockBytes);
             Encode(xb, yb, scales, mins, importance.IsEmpty ? default : sw, L, nmax);
             Pack(yb, L, nmax);
         }
+    }
+
+    /// <summary>The scalar search of sub-block j of super-block <paramref name="xb"/>: make_qkx2_quants weighted by
+    /// rms + |x| without importance, else make_qkx3_quants weighted by importance·sqrt(σ² + x²) (σ² = 2·Σx²/256 of the
+    /// super-block). Returns the scale; the levels, the negated min and the weights' sum come out.</summary>
+    static float SearchSubBlock(ReadOnlySpan<float> xb, int j, ReadOnlySpan<float> qwBlock, float sigma2, int nmax,
+        Span<byte> levels, out float min, out float sumw)
+    {
+        Span<byte> Laux = stackalloc byte[32];
+        Span<float> weights = stackalloc float[32];
+        var xs = xb.Slice(32 * j, 32);
+        sumw = 0;
+        if (qwBlock.IsEmpty)
+        {
+            float sumX2 = 0;
+            for (int l = 0; l < 32; ++l) sumX2 += xs[l] * xs[l];
+            float avX = MathF.Sqrt(sumX2 / 32);
+            for (int l = 0; l < 32; ++l) weights[l] = avX + MathF.Abs(xs[l]);
+            return nmax == 15
+                ? QuantMath.MakeQkx2Quants(32, 15, xs, weights, levels, out min, Laux, -1f, 0.1f, 20, false)
+                : QuantMath.MakeQkx2Quants(32, 31, xs, weights, levels, out min, Laux, -0.5f, 0.1f, 15, false);
+        }
+        var qw = qwBlock.Slice(32 * j, 32);
+        for (int l = 0; l < 32; ++l) weights[l] = qw[l] * MathF.Sqrt(sigma2 + xs[l] * xs[l]);
+        for (int l = 0; l < 32; ++l) sumw += weights[l];
+        return QuantMath.MakeQkx3Quants(32, nmax, xs, weights, levels, out min, Laux, -0.9f, 0.05f, 36, false);
     }
 
     /// <summary>What follows the sub-block searches: 6-bit sub-block scales and mins under f16 d and dmin (rounded against

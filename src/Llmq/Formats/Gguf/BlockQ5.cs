@@ -16,10 +16,17 @@ internal static class BlockQ5
     public const int Q5_0Bytes = 22;
     public const int Q5_1Bytes = 24;
 
-    public static void QuantizeRowQ5_0(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    /// <summary>Quantizes whole rows of <paramref name="columns"/> weights.</summary>
+    public static void QuantizeRowsQ5_0(ReadOnlySpan<float> x, Span<byte> y, int columns, ReadOnlySpan<float> importance)
     {
-        if (Vector512.IsHardwareAccelerated) LegacyBlockLanes.QuantizeRow(x, y, importance, bits: 5, withMin: false);
-        else QuantizeRowQ5_0Reference(x, y, importance);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            LegacyBlockLanes.QuantizeRows(x, y, columns, importance, bits: 5, withMin: false);
+            return;
+        }
+        int rowBytes = columns / QK * Q5_0Bytes;
+        for (int r = 0; r < x.Length / columns; r++)
+            QuantizeRowQ5_0Reference(x.Slice(r * columns, columns), y.Slice(r * rowBytes, rowBytes), importance);
     }
 
     /// <summary>The scalar form, block after block: the reference <see cref="LegacyBlockLanes"/> is tested against, and the
@@ -66,10 +73,17 @@ internal static class BlockQ5
         }
     }
 
-    public static void QuantizeRowQ5_1(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    /// <summary>Quantizes whole rows of <paramref name="columns"/> weights.</summary>
+    public static void QuantizeRowsQ5_1(ReadOnlySpan<float> x, Span<byte> y, int columns, ReadOnlySpan<float> importance)
     {
-        if (Vector512.IsHardwareAccelerated) LegacyBlockLanes.QuantizeRow(x, y, importance, bits: 5, withMin: true);
-        else QuantizeRowQ5_1Reference(x, y, importance);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            LegacyBlockLanes.QuantizeRows(x, y, columns, importance, bits: 5, withMin: true);
+            return;
+        }
+        int rowBytes = columns / QK * Q5_1Bytes;
+        for (int r = 0; r < x.Length / columns; r++)
+            QuantizeRowQ5_1Reference(x.Slice(r * columns, columns), y.Slice(r * rowBytes, rowBytes), importance);
     }
 
     /// <summary>The scalar form, block after block: the reference <see cref="LegacyBlockLanes"/> is tested against, and the

@@ -28,8 +28,7 @@ internal static class BlockQ6K
         const int Sub = 16, Blocks = LanePair.Lanes / Sub;
         Span<LanePair> xt = stackalloc LanePair[Sub];
         Span<LanePair> wt = stackalloc LanePair[Sub];
-        Span<LanePair> lt = stackalloc LanePair[Sub];
-        ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);   // the search's levels, lane-interleaved
+        Span<sbyte> levels = stackalloc sbyte[Sub];
         Span<float> scales = stackalloc float[LanePair.Lanes];
         Span<int> L = stackalloc int[QK];
         int nb = x.Length / QK;
@@ -41,17 +40,21 @@ internal static class BlockQ6K
                 for (int l = 0; l < Sub; ++l) wt[l] = xt[l] * xt[l];
             else
                 QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
-            var scale = QuantMathLanes.MakeQxQuants(32, xt, wt, lt);
+            var scale = QuantMathLanes.MakeQxQuants(32, xt, wt, default);
             scale.CopyTo(scales);
             for (int b = 0; b < count; b++)
             {
                 var yb = y.Slice((i + b) * BlockBytes, BlockBytes);
                 int kept = Encode(x.Slice((i + b) * QK, QK), yb, scales.Slice(Sub * b, Sub), L);
                 if (kept < 0) continue;
+                // a sub-block whose scale rounded to 0 keeps its search levels: the scalar search gives the same ones
                 for (int ib = 0; ib < QK / Sub; ++ib)
                     if ((kept & (1 << ib)) != 0)
-                        for (int l = 0; l < Sub; ++l)
-                            L[Sub * ib + l] = (int)levels[l * LanePair.Lanes + Sub * b + ib];
+                    {
+                        var qw = importance.IsEmpty ? default : importance.Slice((i + b) * QK + Sub * ib, Sub);
+                        QuantMath.MakeQxQuants(Sub, 32, x.Slice((i + b) * QK + Sub * ib, Sub), levels, 1, qw);
+                        for (int l = 0; l < Sub; ++l) L[Sub * ib + l] = levels[l];
+                    }
                 Pack(yb, L);
             }
         }

@@ -88,6 +88,11 @@ public static class GgmlQuants
                 var bf = MemoryMarshal.Cast<byte, ushort>(destination);
                 for (int i = 0; i < source.Length; i++) bf[i] = ToBFloat16(source[i]);
                 return;
+            // several rows at once: their importance weighting needs each row's mean square
+            case GgmlType.Q4_0: BlockQ4.QuantizeRowsQ4_0(source, destination, columns, importance); return;
+            case GgmlType.Q4_1: BlockQ4.QuantizeRowsQ4_1(source, destination, columns, importance); return;
+            case GgmlType.Q5_0: BlockQ5.QuantizeRowsQ5_0(source, destination, columns, importance); return;
+            case GgmlType.Q5_1: BlockQ5.QuantizeRowsQ5_1(source, destination, columns, importance); return;
         }
         for (int r = 0; r < rows; r++)
         {
@@ -96,10 +101,6 @@ public static class GgmlQuants
             switch (type)
             {
                 case GgmlType.Q8_0: BlockQ8_0.QuantizeRow(x, y); break;
-                case GgmlType.Q4_0: BlockQ4.QuantizeRowQ4_0(x, y, importance); break;
-                case GgmlType.Q4_1: BlockQ4.QuantizeRowQ4_1(x, y, importance); break;
-                case GgmlType.Q5_0: BlockQ5.QuantizeRowQ5_0(x, y, importance); break;
-                case GgmlType.Q5_1: BlockQ5.QuantizeRowQ5_1(x, y, importance); break;
                 case GgmlType.Q2_K: BlockQ2K.QuantizeRow(x, y, importance); break;
                 case GgmlType.Q3_K: BlockQ3K.QuantizeRow(x, y, importance); break;
                 case GgmlType.Q4_K: BlockQ4K.QuantizeRowQ4K(x, y, importance); break;

@@ -19,10 +19,28 @@ internal static class LegacyBlockLanes
     /// <summary>Bytes of a block: f16 d, f16 m when <paramref name="withMin"/>, the u32 high bits when 5-bit, 16 nibble bytes.</summary>
     public static int BlockBytes(int bits, bool withMin) => 18 + (withMin ? 2 : 0) + (bits == 5 ? 4 : 0);
 
-    /// <summary>Quantizes one row of <paramref name="bits"/>-bit blocks (4 or 5), symmetric (Q4_0, Q5_0) or with a min
-    /// (Q4_1, Q5_1), weighted by <paramref name="importance"/> when it is not empty. Needs 512-bit vectors.</summary>
+    /// <summary>Quantizes whole rows of <paramref name="columns"/> weights into <paramref name="bits"/>-bit blocks (4 or 5),
+    /// symmetric (Q4_0, Q5_0) or with a min (Q4_1, Q5_1), weighted by <paramref name="importance"/> (one weight per
+    /// column) when it is not empty. Needs 512-bit vectors.</summary>
+    public static void QuantizeRows(ReadOnlySpan<float> x, Span<byte> y, int columns, ReadOnlySpan<float> importance, int bits, bool withMin)
+    {
+        // σ² of a weighted row is its sum of squares over its length: one chain of adds, so eight rows' chains run interleaved
+        const int Interleave = 8;
+        Span<float> sums = stackalloc float[Interleave];
+        int rows = x.Length / columns, rowBytes = columns / QK * BlockBytes(bits, withMin);
+        for (int r0 = 0; r0 < rows; r0 += Interleave)
+        {
+            int n = Math.Min(Interleave, rows - r0);
+            if (!importance.IsEmpty) QuantMath.SumsOfSquares(x.Slice(r0 * columns, n * columns), columns, sums[..n]);
+            for (int r = r0; r < r0 + n; r++)
+                QuantizeRow(x.Slice(r * columns, columns), y.Slice(r * rowBytes, rowBytes), importance, bits, withMin, sums[r - r0] / columns);
+        }
+    }
+
+    /// <summary>One row; <paramref name="sigma2"/> is its mean square, used with importance weights only.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
-    public static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int bits, bool withMin)
+    [SkipLocalsInit]   // 17 KB of buffers per row, each written before it is read: zeroing them costs ~10%
+    static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int bits, bool withMin, float sigma2)
     {
         int blockBytes = BlockBytes(bits, withMin);
         Span<LanePair> xt = stackalloc LanePair[QK];
@@ -31,7 +49,6 @@ internal static class LegacyBlockLanes
         Span<LanePair> laux = stackalloc LanePair[QK];
         Span<float> scales = stackalloc float[LanePair.Lanes];
         Span<float> second = stackalloc float[LanePair.Lanes];   // per block: 1/d (symmetric) or the min
-        float sigma2 = importance.IsEmpty ? 0 : BlockQ4.MeanSquare(x);
         int nb = x.Length / QK;
         for (int i = 0; i < nb; i += LanePair.Lanes)
         {

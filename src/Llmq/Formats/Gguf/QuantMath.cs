@@ -318,8 +318,23 @@ internal static class QuantMath
         return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
     }
 
+    /// <summary>The sums of squares of the <paramref name="sums"/>.Length groups of <paramref name="n"/> consecutive values
+    /// in <paramref name="x"/>, each summed left to right as ggml sums it, the groups interleaved so that their
+    /// independent chains of adds overlap (one chain is bound by the add latency).</summary>
+    public static void SumsOfSquares(ReadOnlySpan<float> x, int n, Span<float> sums)
+    {
+        sums.Clear();
+        for (int l = 0; l < n; ++l)
+            for (int k = 0; k < sums.Length; ++k)
+            {
+                float v = x[k * n + l];
+                sums[k] += v * v;
+            }
+    }
+
     /// <summary>L[i] = clamp(nearest_int((x[i] + add) / d), lo, hi) + offset: a group's final levels under its rounded
     /// scale. Each element is independent, so 16 at a time give the same bits as one at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot: every K-quant block ends here
     public static void Requantize(ReadOnlySpan<float> x, float add, float d, int lo, int hi, int offset, Span<int> L)
     {
         int i = 0;

@@ -133,7 +133,8 @@ internal static class QuantMathLanes
 
     /// <summary><see cref="QuantMath.MakeQkx2Quants"/> (<paramref name="guardedLevels"/> false) or
     /// <see cref="QuantMath.MakeQkx3Quants"/> (true) on 32 groups of n = x.Length values with explicit weights.
-    /// <paramref name="L"/> receives the levels as floats; <paramref name="laux"/> is scratch of the same length.</summary>
+    /// <paramref name="L"/> receives the levels as floats (skipped when empty: callers that rarely need them can run the
+    /// scalar search for the group that does); <paramref name="laux"/> is scratch of length n.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
     public static LanePair MakeQkxQuants(int nmax, ReadOnlySpan<LanePair> x, ReadOnlySpan<LanePair> weights,
         Span<LanePair> L, Span<LanePair> laux, out LanePair theMin,
@@ -143,12 +144,9 @@ internal static class QuantMathLanes
         // the inner loops index by reference: every span is at least n long (the slices check it)
         ref var X = ref MemoryMarshal.GetReference(x);
         ref var W = ref MemoryMarshal.GetReference(weights[..n]);
-        ref var Lr = ref MemoryMarshal.GetReference(L[..n]);
         ref var Ar = ref MemoryMarshal.GetReference(laux[..n]);
         var zero = LanePair.Zero;
         var nmaxF = LanePair.Create(nmax);
-        var small = LanePair.Create(4194304f);   // 2^22
-        var nmaxHalf = LanePair.Create(nmax + 0.5f);
 
         var min = X;
         var max = X;
@@ -173,10 +171,12 @@ internal static class QuantMathLanes
         var iscale = nmaxF / (max - min);
         var scale = LanePair.Create(1) / iscale;
         var bestError = zero;
+        var form = new LevelForm(iscale, lowest, max, min, empty, numbers, nmax);
         for (int i = 0; i < n; ++i)
         {
             var xi = Unsafe.Add(ref X, i);
-            var l = ClampedNearest(iscale * (xi - min), 0, nmax);
+            var v = iscale * (xi - min);
+            var l = form.Fast ? form.Levels(v, nmaxF) : ClampedNearest(v, 0, nmax);
             var diff = scale * l + min - xi;
             diff = useMad ? LanePair.Abs(diff) : diff * diff;
             bestError += Unsafe.Add(ref W, i) * diff;
@@ -189,27 +189,13 @@ internal static class QuantMathLanes
         for (int step = 0; step <= nstep && nstep >= 1; ++step)
         {
             iscale = LanePair.Create(rmin + rdelta * step + nmax) / (max - min);
-            // iscale·(x − min) is monotone in x, so the lane's extremes bound every level argument. When all lie within
-            // ±2^22 and no lane holds a NaN, rounding in float is exact and both level forms are clamp(round(v), 0, nmax);
-            // a clamp is skipped where the extremes show it cannot bind (often: the trial scales put max below nmax + ½)
-            var lowV = iscale * (lowest - min);
-            var highV = iscale * (max - min);
-            bool fast = LanePair.All(empty | (numbers & LanePair.Less(LanePair.Abs(lowV), small) & LanePair.Less(LanePair.Abs(highV), small)));
-            bool clampLow = !LanePair.All(empty | (LanePair.GreaterOrEqual(lowV, zero) & LanePair.GreaterOrEqual(highV, zero)));
-            bool clampHigh = !LanePair.All(empty | (LanePair.Less(lowV, nmaxHalf) & LanePair.Less(highV, nmaxHalf)));
+            form = new LevelForm(iscale, lowest, max, min, empty, numbers, nmax);
             LanePair sumL = zero, sumL2 = zero, sumXl = zero;
             for (int i = 0; i < n; ++i)
             {
                 var xi = Unsafe.Add(ref X, i);
                 var v = iscale * (xi - min);
-                LanePair l;
-                if (fast)
-                {
-                    l = LanePair.Round(v);
-                    if (clampLow) l = LanePair.MaxNative(l, zero);   // no NaN here; a −0 becomes +0
-                    if (clampHigh) l = LanePair.MinNative(l, nmaxF);
-                }
-                else l = guardedLevels ? GuardedLevels(v, nmaxF) : ClampedNearest(v, 0, nmax);
+                var l = form.Fast ? form.Levels(v, nmaxF) : guardedLevels ? GuardedLevels(v, nmaxF) : ClampedNearest(v, 0, nmax);
                 Unsafe.Add(ref Ar, i) = l;
                 var wl = Unsafe.Add(ref W, i) * l;
                 sumL += wl;
@@ -240,27 +226,63 @@ internal static class QuantMathLanes
             byTrial |= better;
             min = LanePair.Select(better, thisMin, min);
         }
-        for (int i = 0; i < n; ++i)
+        if (!L.IsEmpty)
         {
-            var v = levelScale * (Unsafe.Add(ref X, i) - levelMin);
-            var l = ClampedNearest(v, 0, nmax);
-            if (guardedLevels) l = LanePair.Select(byTrial, GuardedLevels(v, nmaxF), l);
-            Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, l);
+            ref var Lr = ref MemoryMarshal.GetReference(L[..n]);
+            for (int i = 0; i < n; ++i)
+            {
+                var v = levelScale * (Unsafe.Add(ref X, i) - levelMin);
+                var l = ClampedNearest(v, 0, nmax);
+                if (guardedLevels) l = LanePair.Select(byTrial, GuardedLevels(v, nmaxF), l);
+                Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, l);
+            }
         }
         theMin = LanePair.Select(empty, emptyMin, min) ^ LanePair.Create(-0f);   // -min, sign bit flipped as in C
         return LanePair.Select(empty, zero, scale);
     }
 
+    /// <summary>How the levels clamp(nearest_int(iscale·(x − min)), 0, nmax) of one pass may be computed. iscale·(x − min)
+    /// is monotone in x, so each lane's extremes bound every level argument. When all lie within ±2^22 and no lane holds
+    /// a NaN (<see cref="Fast"/>), rounding in float is exact and make_qkx3_quants' guarded form equals the plain one;
+    /// a clamp is then skipped where the extremes show it cannot bind in any lane (often: most trial scales put the
+    /// maximum below nmax + ½, and before the min moves no argument is negative).</summary>
+    readonly struct LevelForm
+    {
+        public readonly bool Fast, ClampLow, ClampHigh;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public LevelForm(LanePair iscale, LanePair lowest, LanePair max, LanePair min, LanePair empty, LanePair numbers, int nmax)
+        {
+            var lowV = iscale * (lowest - min);
+            var highV = iscale * (max - min);
+            var small = LanePair.Create(4194304f);   // 2^22
+            var zero = LanePair.Zero;
+            var nmaxHalf = LanePair.Create(nmax + 0.5f);
+            Fast = LanePair.All(empty | (numbers & LanePair.Less(LanePair.Abs(lowV), small) & LanePair.Less(LanePair.Abs(highV), small)));
+            ClampLow = !LanePair.All(empty | (LanePair.GreaterOrEqual(lowV, zero) & LanePair.GreaterOrEqual(highV, zero)));
+            ClampHigh = !LanePair.All(empty | (LanePair.Less(lowV, nmaxHalf) & LanePair.Less(highV, nmaxHalf)));
+        }
+
+        /// <summary>The levels of <paramref name="v"/> when <see cref="Fast"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public LanePair Levels(LanePair v, LanePair nmax)
+        {
+            var l = LanePair.Round(v);
+            if (ClampLow) l = LanePair.MaxNative(l, LanePair.Zero);   // no NaN here; a −0 becomes +0
+            if (ClampHigh) l = LanePair.MinNative(l, nmax);
+            return l;
+        }
+    }
+
     /// <summary><see cref="QuantMath.MakeQxQuants"/> with rmse_type 1 on 32 groups of n = x.Length values, weighted by
     /// <paramref name="weights"/> (x² or the importance weights). <paramref name="L"/> receives the stored levels
-    /// (l + nmax) as floats.</summary>
+    /// (l + nmax) as floats (skipped when empty).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
     public static LanePair MakeQxQuants(int nmax, ReadOnlySpan<LanePair> x, ReadOnlySpan<LanePair> weights, Span<LanePair> L)
     {
         int n = x.Length;
         ref var X = ref MemoryMarshal.GetReference(x);
         ref var W = ref MemoryMarshal.GetReference(weights[..n]);
-        ref var Lr = ref MemoryMarshal.GetReference(L[..n]);
         var zero = LanePair.Zero;
         var lo = LanePair.Create(-nmax);
         var hi = LanePair.Create(nmax - 1);
@@ -326,9 +348,13 @@ internal static class QuantMathLanes
             best = LanePair.Select(better, scale * sumlx, best);
             levelScale = LanePair.Select(better, iscale, levelScale);
         }
-        var offset = LanePair.Create(nmax);
-        for (int i = 0; i < n; ++i)
-            Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, ClampedNearest(levelScale * Unsafe.Add(ref X, i), -nmax, nmax - 1) + offset);
+        if (!L.IsEmpty)
+        {
+            ref var Lr = ref MemoryMarshal.GetReference(L[..n]);
+            var offset = LanePair.Create(nmax);
+            for (int i = 0; i < n; ++i)
+                Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, ClampedNearest(levelScale * Unsafe.Add(ref X, i), -nmax, nmax - 1) + offset);
+        }
         return LanePair.Select(empty, zero, scale);
     }
 
@@ -337,14 +363,54 @@ internal static class QuantMathLanes
     /// scalar branch accepts it. A lane whose pass changes nothing would change nothing in a later pass either (its state
     /// is the same), so running the passes until no lane changes is the scalar early exit. <paramref name="L"/> receives
     /// the stored levels (l + nmax) as floats.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
     public static LanePair MakeQ3Quants(int nmax, ReadOnlySpan<LanePair> x, Span<LanePair> L)
     {
-        int n = x.Length;
-        ref var X = ref MemoryMarshal.GetReference(x);
-        ref var Lr = ref MemoryMarshal.GetReference(L[..n]);
-        var zero = LanePair.Zero;
+        Span<LanePair> scale = stackalloc LanePair[1];
+        MakeQ3Quants(nmax, x, L, scale);
+        return scale[0];
+    }
 
+    /// <summary><see cref="MakeQ3Quants(int, ReadOnlySpan{LanePair}, Span{LanePair})"/> on one or two sets of 32 groups
+    /// (<paramref name="scales"/>.Length sets; set s is x[s·n … s·n + n), n = x.Length / sets, its levels at the same place
+    /// in <paramref name="L"/>, its scales in <paramref name="scales"/>[s]). Each descent step waits on the previous one's
+    /// sums through a division and a rounding, so a lone set leaves the core idle on latency; two sets interleave.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a hot kernel: no slow first tier
+    public static void MakeQ3Quants(int nmax, ReadOnlySpan<LanePair> x, Span<LanePair> L, Span<LanePair> scales)
+    {
+        int sets = scales.Length;
+        if (sets is < 1 or > 2) throw new ArgumentException($"{sets} sets: one or two are supported");
+        int n = x.Length / sets;
+        ref var X0 = ref MemoryMarshal.GetReference(x);
+        ref var L0 = ref MemoryMarshal.GetReference(L[..(sets * n)]);
+        ref var X1 = ref Unsafe.Add(ref X0, (sets - 1) * n);   // set 1 (set 0 again when alone: not used)
+        ref var L1 = ref Unsafe.Add(ref L0, (sets - 1) * n);
+        var state0 = Q3Start(nmax, ref X0, ref L0, n);
+        var state1 = sets == 2 ? Q3Start(nmax, ref X1, ref L1, n) : state0;
+        for (int itry = 0; itry < 5; ++itry)
+        {
+            state0.Changed = state1.Changed = LanePair.Zero;
+            for (int i = 0; i < n; ++i)
+            {
+                Q3Step(ref state0, Unsafe.Add(ref X0, i), ref Unsafe.Add(ref L0, i), nmax);
+                if (sets == 2) Q3Step(ref state1, Unsafe.Add(ref X1, i), ref Unsafe.Add(ref L1, i), nmax);
+            }
+            if (!LanePair.Any(state0.Changed | state1.Changed)) break;
+        }
+        scales[0] = Q3Finish(nmax, state0, ref L0, n);
+        if (sets == 2) scales[1] = Q3Finish(nmax, state1, ref L1, n);
+    }
+
+    /// <summary>The descent state of one set of 32 groups: sums of w·x·l and w·l², lanes changed in this pass, empty lanes.</summary>
+    struct Q3State
+    {
+        public LanePair SumLx, SumL2, Changed, Empty;
+    }
+
+    /// <summary>make_q3_quants up to the descent: the signed maximum, the rounding at −nmax/max and its sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Q3State Q3Start(int nmax, ref LanePair X, ref LanePair Lr, int n)
+    {
+        var zero = LanePair.Zero;
         LanePair max = zero, amax = zero;
         for (int i = 0; i < n; ++i)
         {
@@ -354,7 +420,6 @@ internal static class QuantMathLanes
             amax = LanePair.Select(larger, ax, amax);
             max = LanePair.Select(larger, xi, max);
         }
-        var empty = LanePair.Less(amax, LanePair.Create(QuantMath.GroupMaxEps));
         var iscale = LanePair.Create(-nmax) / max;
         LanePair sumlx = zero, suml2 = zero;
         for (int i = 0; i < n; ++i)
@@ -366,31 +431,37 @@ internal static class QuantMathLanes
             sumlx += w * xi * l;
             suml2 += w * l * l;
         }
-        for (int itry = 0; itry < 5; ++itry)
-        {
-            var changed = zero;
-            for (int i = 0; i < n; ++i)
-            {
-                var xi = Unsafe.Add(ref X, i);
-                var li = Unsafe.Add(ref Lr, i);
-                var w = xi * xi;
-                var slx = sumlx - w * xi * li;
-                var sl2 = suml2 - w * li * li;
-                var newL = ClampedNearest(xi * sl2 / slx, -nmax, nmax - 1);
-                var slxNew = slx + w * xi * newL;
-                var sl2New = sl2 + w * newL * newL;
-                var accept = LanePair.Greater(slx, zero) & (LanePair.Less(newL, li) | LanePair.Greater(newL, li))
-                    & LanePair.Greater(sl2New, zero) & LanePair.Greater(slxNew * slxNew * suml2, sumlx * sumlx * sl2New);
-                Unsafe.Add(ref Lr, i) = LanePair.Select(accept, newL, li);
-                sumlx = LanePair.Select(accept, slxNew, sumlx);
-                suml2 = LanePair.Select(accept, sl2New, suml2);
-                changed |= accept;
-            }
-            if (!LanePair.Any(changed)) break;
-        }
+        return new Q3State { SumLx = sumlx, SumL2 = suml2, Empty = LanePair.Less(amax, LanePair.Create(QuantMath.GroupMaxEps)) };
+    }
+
+    /// <summary>One element's trial level of the descent, kept where the scalar branch keeps it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Q3Step(ref Q3State s, LanePair xi, ref LanePair li, int nmax)
+    {
+        var zero = LanePair.Zero;
+        var l = li;
+        var w = xi * xi;
+        var slx = s.SumLx - w * xi * l;
+        var sl2 = s.SumL2 - w * l * l;
+        var newL = ClampedNearest(xi * sl2 / slx, -nmax, nmax - 1);
+        var slxNew = slx + w * xi * newL;
+        var sl2New = sl2 + w * newL * newL;
+        var accept = LanePair.Greater(slx, zero) & (LanePair.Less(newL, l) | LanePair.Greater(newL, l))
+            & LanePair.Greater(sl2New, zero) & LanePair.Greater(slxNew * slxNew * s.SumL2, s.SumLx * s.SumLx * sl2New);
+        li = LanePair.Select(accept, newL, l);
+        s.SumLx = LanePair.Select(accept, slxNew, s.SumLx);
+        s.SumL2 = LanePair.Select(accept, sl2New, s.SumL2);
+        s.Changed |= accept;
+    }
+
+    /// <summary>The stored levels (l + nmax, 0 in empty lanes) and the scale sumlx/suml2 (0 where suml2 is not positive).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static LanePair Q3Finish(int nmax, Q3State s, ref LanePair Lr, int n)
+    {
+        var zero = LanePair.Zero;
         var offset = LanePair.Create(nmax);
-        for (int i = 0; i < n; ++i) Unsafe.Add(ref Lr, i) = LanePair.Select(empty, zero, Unsafe.Add(ref Lr, i) + offset);
-        return LanePair.Select(empty, zero, LanePair.Select(LanePair.Greater(suml2, zero), sumlx / suml2, zero));
+        for (int i = 0; i < n; ++i) Unsafe.Add(ref Lr, i) = LanePair.Select(s.Empty, zero, Unsafe.Add(ref Lr, i) + offset);
+        return LanePair.Select(s.Empty, zero, LanePair.Select(LanePair.Greater(s.SumL2, zero), s.SumLx / s.SumL2, zero));
     }
 
     /// <summary><see cref="QuantMath.MakeQpQuants"/> on 32 groups of n = x.Length values weighted by <paramref name="weights"/>:

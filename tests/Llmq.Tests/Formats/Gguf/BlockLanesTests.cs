@@ -48,7 +48,29 @@ public class BlockLanesTests
         }
     }
 
-    static void Reference(GgmlType type, float[] x, byte[] y, float[] qw)
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void ManyRowsEqualTheReferenceRowByRow(GgmlType type, bool importance)
+    {
+        // 11 rows: the legacy types take each row's mean square eight rows at a time, so the last group is partial
+        int cols = 3 * GgmlTypes.BlockSize(type), rows = 11;
+        var x = Row(16, seed: 3, groups: rows * cols / 16);
+        var qw = importance ? QuantMathLanesTests.Weights(x[..cols], 3, importance: true) : [];
+        int rowBytes = (int)GgmlTypes.RowSize(type, cols);
+        var fast = new byte[rows * rowBytes];
+        var reference = new byte[rows * rowBytes];
+        GgmlQuants.QuantizeRowsSerial(type, x, fast, cols, qw);
+        for (int r = 0; r < rows; r++) Reference(type, x[(r * cols)..((r + 1) * cols)], reference.AsSpan(r * rowBytes, rowBytes), qw);
+        int first = fast.AsSpan().CommonPrefixLength(reference);
+        Assert.True(first == fast.Length, $"first difference in row {first / rowBytes}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void NoRowsWriteNothing(GgmlType type, bool importance) =>
+        GgmlQuants.QuantizeRowsSerial(type, [], [], 256, importance ? new float[256] : default);
+
+    static void Reference(GgmlType type, float[] x, Span<byte> y, float[] qw)
     {
         switch (type)
         {
@@ -62,26 +84,31 @@ public class BlockLanesTests
         }
     }
 
-    [Fact]
-    public void MakeQ3QuantsEqualsScalarInEveryLane()
+    [Theory]
+    [InlineData(1), InlineData(2)]
+    public void MakeQ3QuantsEqualsScalarInEveryLane(int sets)
     {
         const int n = 16, nmax = 4;
         for (int seed = 0; seed < 14; seed++)
         {
-            var x = QuantMathLanesTests.Groups(n, seed);
-            var xt = new LanePair[n];
-            QuantMathLanes.Transpose(x, n, xt);
-            var L = new LanePair[n];
-            var scale = QuantMathLanes.MakeQ3Quants(nmax, xt, L);
-            for (int g = 0; g < QuantMathLanes.Lanes; g++)
-            {
-                var expectedL = new sbyte[n];
-                float expected = QuantMath.MakeQ3Quants(n, nmax, x.AsSpan(g * n, n), expectedL, true);
-                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(scale[g]),
-                    $"seed {seed} lane {g}: scale {expected:R} vs {scale[g]:R}");
-                for (int i = 0; i < n; i++)
-                    Assert.True(expectedL[i] == L[i][g], $"seed {seed} lane {g} level {i}: {expectedL[i]} vs {L[i][g]}");
-            }
+            // set s: the corner-case groups of seed + 7s
+            var x = Enumerable.Range(0, sets).Select(s => QuantMathLanesTests.Groups(n, seed + 7 * s)).ToArray();
+            var xt = new LanePair[sets * n];
+            for (int s = 0; s < sets; s++) QuantMathLanes.Transpose(x[s], n, xt.AsSpan(s * n, n));
+            var L = new LanePair[sets * n];
+            var scales = new LanePair[sets];
+            if (sets == 1) scales[0] = QuantMathLanes.MakeQ3Quants(nmax, xt, L);
+            else QuantMathLanes.MakeQ3Quants(nmax, xt, L, scales);
+            for (int s = 0; s < sets; s++)
+                for (int g = 0; g < QuantMathLanes.Lanes; g++)
+                {
+                    var expectedL = new sbyte[n];
+                    float expected = QuantMath.MakeQ3Quants(n, nmax, x[s].AsSpan(g * n, n), expectedL, true);
+                    Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(scales[s][g]),
+                        $"seed {seed} set {s} lane {g}: scale {expected:R} vs {scales[s][g]:R}");
+                    for (int i = 0; i < n; i++)
+                        Assert.True(expectedL[i] == L[s * n + i][g], $"seed {seed} set {s} lane {g} level {i}: {expectedL[i]} vs {L[s * n + i][g]}");
+                }
         }
     }
 
