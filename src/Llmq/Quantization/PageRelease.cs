@@ -19,6 +19,11 @@ static partial class PageRelease
 
     public static void Release(Checkpoint checkpoint, TensorInfo tensor) => Advise(checkpoint, tensor, MadvDontNeed, inside: true);
 
+    /// <summary>Drops the pages wholly inside bytes [<paramref name="offset"/>, offset + <paramref name="length"/>) of a
+    /// tensor: a large tensor released as it is streamed, so that it is never resident all at once.</summary>
+    public static void Release(Checkpoint checkpoint, TensorInfo tensor, long offset, long length) =>
+        Advise(checkpoint, tensor, MadvDontNeed, inside: true, offset, length);
+
     public static void Prefetch(Checkpoint checkpoint, TensorInfo tensor) => Advise(checkpoint, tensor, MadvWillNeed, inside: false);
 
     /// <summary>Maps a tensor's pages into the process in one call (<c>MADV_POPULATE_READ</c>, Linux ≥ 5.14; waits for any
@@ -26,12 +31,13 @@ static partial class PageRelease
     public static void Populate(Checkpoint checkpoint, TensorInfo tensor) => Advise(checkpoint, tensor, MadvPopulateRead, inside: false);
 
     /// <param name="inside">Whole pages inside the tensor only (never touch a neighbour's pages), else every page it overlaps.</param>
-    static unsafe void Advise(Checkpoint checkpoint, TensorInfo tensor, int advice, bool inside)
+    /// <param name="offset">where in the tensor the bytes start; <paramref name="length"/> −1: to its end</param>
+    static unsafe void Advise(Checkpoint checkpoint, TensorInfo tensor, int advice, bool inside, long offset = 0, long length = -1)
     {
         if (!OperatingSystem.IsLinux() || tensor.ByteLength < 1 << 20) return;
         var file = checkpoint.Files.First(f => f.Path == tensor.File);
         long page = Environment.SystemPageSize;
-        long begin = (long)file.Pointer(tensor), end = begin + tensor.ByteLength;
+        long begin = (long)file.Pointer(tensor) + offset, end = begin + (length < 0 ? tensor.ByteLength - offset : length);
         long first = inside ? (begin + page - 1) / page * page : begin / page * page;
         long last = inside ? end / page * page : (end + page - 1) / page * page;
         if (last > first) MAdvise((void*)first, (nuint)(last - first), advice);

@@ -333,7 +333,7 @@ public static class GgufConverter
                 throw new LlmqException($"{p.Hf}: cannot split {rows} rows into {heads} heads of even size");
             headRows = (int)(rows / heads);
         }
-        int rowBytes = (int)GgmlTypes.RowSize(type, cols);
+        int rowBytes = (int)GgmlTypes.RowSize(type, cols), inputSize = DTypes.Size(info.DType);
         int step = Math.Max(1, StreamElements / Math.Max(1, cols));
         int taskRows = Math.Min(step, Math.Max(1, TaskElements / Math.Max(1, cols)));
         for (long r0 = 0; r0 < rows; r0 += step)
@@ -353,8 +353,14 @@ public static class GgufConverter
                 GgmlQuants.QuantizeRowsSerial(type, x, bytes.AsSpan(first * rowBytes, count * rowBytes), cols, importance);
             });
             writes.Write(n * rowBytes);
+            if (headRows == 0)
+            {
+                // the step's input pages are consumed (q/k steps also read rows beyond their own, so those wait for the
+                // end): a 0.5 GB embedding is never resident at once. Unmapping takes a while; the write thread has the time.
+                long first = r0 * cols * inputSize, length = (long)n * cols * inputSize;
+                writes.Then(() => PageRelease.Release(checkpoint, info, first, length));
+            }
         }
-        // unmapping the consumed pages takes a while for a large tensor: the write thread has the time
         writes.Then(() => PageRelease.Release(checkpoint, info));
     }
 
