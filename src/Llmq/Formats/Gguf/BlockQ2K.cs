@@ -211,19 +211,14 @@ internal static class BlockQ2K
     {
         float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(y[OffD..]));
         float mAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(y[OffDmin..]));
-        int kept = 0;
+        Span<float> d = stackalloc float[QK / 16];
+        Span<float> dm = stackalloc float[QK / 16];
         for (int j = 0; j < QK / 16; ++j)
         {
-            float d = dAll * (y[j] & 0xF);
-            if (d == 0)
-            {
-                kept |= 1 << j;
-                continue;
-            }
-            float dm = mAll * (y[j] >> 4);
-            QuantMath.Requantize(x.Slice(16 * j, 16), dm, d, 0, 3, 0, L.Slice(16 * j, 16));
+            d[j] = dAll * (y[j] & 0xF);
+            dm[j] = mAll * (y[j] >> 4);
         }
-        return kept;
+        return QuantMath.Requantize(x, 16, dm, d, 0, 3, 0, L);
     }
 
     /// <summary>256 two-bit levels (0…3) into the 64 bytes <paramref name="qs"/>: byte 32k + l holds levels l, l+32, l+64,

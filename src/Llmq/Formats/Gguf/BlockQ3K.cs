@@ -199,19 +199,10 @@ internal static class BlockQ3K
     {
         var sc = yb.Slice(OffScales, 12);
         float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[OffD..]));
-        int kept = 0;
-        for (int j = 0; j < QK / 16; ++j)
-        {
-            float d = dAll * UnpackScale(sc, j);
-            if (d == 0)
-            {
-                kept |= 1 << j;
-                continue;
-            }
-            // ggml rounds x/d; (x + 0)/d rounds to the same integer for every x (only the sign of a zero can differ)
-            QuantMath.Requantize(xb.Slice(16 * j, 16), 0f, d, -4, 3, 4, L.Slice(16 * j, 16));
-        }
-        return kept;
+        Span<float> d = stackalloc float[QK / 16];
+        for (int j = 0; j < QK / 16; ++j) d[j] = dAll * UnpackScale(sc, j);
+        // ggml rounds x/d; (x + 0)/d rounds to the same integer for every x (only the sign of a zero can differ)
+        return QuantMath.Requantize(xb, 16, default, d, -4, 3, 4, L);
     }
 
     /// <summary>The levels (0…7) into hmask (bit 2 of level j at byte j % 32, bit j / 32) and qs (the low two bits, as

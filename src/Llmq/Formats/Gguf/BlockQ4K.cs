@@ -208,20 +208,15 @@ internal static class BlockQ4K
 
         float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb));
         float mAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[2..]));
-        int kept = 0;
+        Span<float> d = stackalloc float[QK / 32];
+        Span<float> dm = stackalloc float[QK / 32];
         for (int j = 0; j < QK / 32; ++j)
         {
             QuantMath.GetScaleMinK4(j, sc, out byte s, out byte m);
-            float d = dAll * s;
-            if (d == 0)
-            {
-                kept |= 1 << j;
-                continue;
-            }
-            float dm = mAll * m;
-            QuantMath.Requantize(xb.Slice(32 * j, 32), dm, d, 0, nmax, 0, L.Slice(32 * j, 32));
+            d[j] = dAll * s;
+            dm[j] = mAll * m;
         }
-        return kept;
+        return QuantMath.Requantize(xb, 32, dm, d, 0, nmax, 0, L);
     }
 
     /// <summary>The levels into the block's bit fields (Q4_K: nibbles; Q5_K: nibbles and high bits).</summary>

@@ -105,19 +105,10 @@ internal static class BlockQ6K
             yb[OffScales + ib] = (byte)(sbyte)Math.Min(127, QuantMath.NearestInt(iscale * scales[ib]));
 
         float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[OffD..]));
-        int kept = 0;
-        for (int j = 0; j < QK / 16; ++j)
-        {
-            float d = dAll * (sbyte)yb[OffScales + j];
-            if (d == 0)
-            {
-                kept |= 1 << j;
-                continue;
-            }
-            // ggml rounds x/d; (x + 0)/d rounds to the same integer for every x (only the sign of a zero can differ)
-            QuantMath.Requantize(xb.Slice(16 * j, 16), 0f, d, -32, 31, 32, L.Slice(16 * j, 16));
-        }
-        return kept;
+        Span<float> d = stackalloc float[QK / 16];
+        for (int j = 0; j < QK / 16; ++j) d[j] = dAll * (sbyte)yb[OffScales + j];
+        // ggml rounds x/d; (x + 0)/d rounds to the same integer for every x (only the sign of a zero can differ)
+        return QuantMath.Requantize(xb, 16, default, d, -32, 31, 32, L);
     }
 
     /// <summary>The levels (0…63) into ql (low nibbles) and qh (high two bits).</summary>

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Llmq.Formats.Gguf;
@@ -332,26 +333,46 @@ internal static class QuantMath
             }
     }
 
-    /// <summary>L[i] = clamp(nearest_int((x[i] + add) / d), lo, hi) + offset: a group's final levels under its rounded
-    /// scale. Each element is independent, so 16 at a time give the same bits as one at a time.</summary>
+    /// <summary>A block's final levels under its rounded scales, every group in one pass: for group g (elements
+    /// [g·groupSize, (g+1)·groupSize)) L[i] = clamp(nearest_int((x[i] + add[g]) / d[g]), lo, hi) + offset, unless d[g] is 0:
+    /// such a group keeps its search levels (left as they are) and its bit is set in the result. An empty
+    /// <paramref name="add"/> adds 0. Each element is independent, so 16 at a time give the same bits as one at a time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // hot: every K-quant block ends here
-    public static void Requantize(ReadOnlySpan<float> x, float add, float d, int lo, int hi, int offset, Span<int> L)
+    public static int Requantize(ReadOnlySpan<float> x, int groupSize, ReadOnlySpan<float> add, ReadOnlySpan<float> d,
+        int lo, int hi, int offset, Span<int> L)
     {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        int groups = d.Length;
+        if ((!add.IsEmpty && add.Length < groups) || x.Length < groups * groupSize || L.Length < groups * groupSize)
+            throw new ArgumentException($"{groups} groups of {groupSize} do not fit {x.Length} values, {L.Length} levels, {add.Length} offsets");
+        int kept = 0;
+        bool vector = Vector512.IsHardwareAccelerated && groupSize % Vector512<float>.Count == 0;
+        ref float xs = ref MemoryMarshal.GetReference(x);
+        ref int ls = ref MemoryMarshal.GetReference(L);
+        var vLo = Vector512.Create(lo);
+        var vHi = Vector512.Create(hi);
+        var vOffset = Vector512.Create(offset);
+        for (int g = 0; g < groups; g++)
         {
-            var vAdd = Vector512.Create(add);
-            var vD = Vector512.Create(d);
-            var vLo = Vector512.Create(lo);
-            var vHi = Vector512.Create(hi);
-            var vOffset = Vector512.Create(offset);
-            for (; i + Vector512<float>.Count <= x.Length; i += Vector512<float>.Count)
+            if (d[g] == 0)
             {
-                var l = QuantMathLanes.NearestInt((Vector512.Create(x.Slice(i, Vector512<float>.Count)) + vAdd) / vD);
-                (Vector512.Min(Vector512.Max(l, vLo), vHi) + vOffset).CopyTo(L[i..]);
+                kept |= 1 << g;
+                continue;
             }
+            int end = (g + 1) * groupSize;
+            if (vector)
+            {
+                var vAdd = Vector512.Create(add.IsEmpty ? 0f : add[g]);
+                var vD = Vector512.Create(d[g]);
+                for (int i = g * groupSize; i < end; i += Vector512<float>.Count)
+                {
+                    var l = QuantMathLanes.NearestInt((Vector512.LoadUnsafe(ref xs, (nuint)i) + vAdd) / vD);
+                    (Vector512.Min(Vector512.Max(l, vLo), vHi) + vOffset).StoreUnsafe(ref ls, (nuint)i);
+                }
+            }
+            else
+                for (int i = g * groupSize; i < end; i++) L[i] = Clamp(NearestInt((x[i] + (add.IsEmpty ? 0f : add[g])) / d[g]), lo, hi) + offset;
         }
-        for (; i < x.Length; i++) L[i] = Clamp(NearestInt((x[i] + add) / d), lo, hi) + offset;
+        return kept;
     }
 
     /// <summary>Unpacks sub-block j's 6-bit scale and min from the 12-byte K-quant scale array (get_scale_min_k4).</summary>

@@ -208,8 +208,11 @@ internal static class QuantMathLanes
             var thisScale = (sumW * sumXl - sumX * sumL) / D;
             var thisMin = (sumL2 * sumX - sumL * sumXl) / D;
             var positiveMin = LanePair.Greater(thisMin, zero);
-            thisMin = LanePair.Select(positiveMin, zero, thisMin);
-            thisScale = LanePair.Select(positiveMin, sumXl / sumL2, thisScale);
+            if (LanePair.Any(positiveMin))   // rare: a division saved on most steps
+            {
+                thisMin = LanePair.Select(positiveMin, zero, thisMin);
+                thisScale = LanePair.Select(positiveMin, sumXl / sumL2, thisScale);
+            }
             var error = zero;
             for (int i = 0; i < n; ++i)
             {
