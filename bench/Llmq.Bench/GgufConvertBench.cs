@@ -132,6 +132,10 @@ static class GgufConvertBench
 
     static BenchReport.Timing Time(Action action)
     {
+        // the step before may leave a GB of garbage (the whole-tensor read's buffer): collected untimed, so no step pays
+        // for another's heap
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
         using var process = Process.GetCurrentProcess();
         var cpu = process.TotalProcessorTime;
         var clock = Stopwatch.StartNew();
