@@ -35,69 +35,98 @@ internal static class BlockQ4K
             QuantizeRowReference(x, y, importance, nmax, blockBytes);
             return;
         }
-        // Four super-blocks per pass: their 32 sub-blocks run the scale search side by side, one per lane.
-        const int Sub = 32, Blocks = LanePair.Lanes / 8;
+        // Four super-blocks per pass: their 32 sub-blocks run the scale search side by side, one per lane. With
+        // importance, chunks of up to 32 super-blocks: the chunk's super-block scale (and min) searches then run side
+        // by side too. Without, a chunk is one pass.
+        const int Sub = 32, Blocks = LanePair.Lanes / 8, Chunk = LanePair.Lanes;
         Span<LanePair> xt = stackalloc LanePair[Sub];
         Span<LanePair> wt = stackalloc LanePair[Sub];
         Span<LanePair> laux = stackalloc LanePair[Sub];
         Span<byte> levels = stackalloc byte[Sub];
-        Span<float> scales = stackalloc float[LanePair.Lanes];
-        Span<float> mins = stackalloc float[LanePair.Lanes];
-        Span<float> sw = stackalloc float[LanePair.Lanes];
+        Span<float> scales = stackalloc float[8 * Chunk];   // super-block k's sub-block scales at 8k
+        Span<float> mins = stackalloc float[8 * Chunk];
+        Span<float> sw = stackalloc float[8 * Chunk];
         Span<float> sigma2 = stackalloc float[LanePair.Lanes];
         sigma2.Clear();   // lanes past the row's last super-block read it too
+        Span<float> blockSigma2 = stackalloc float[Chunk];
+        Span<LanePair> blockScales = stackalloc LanePair[8];   // the chunk's scales, super-block k in lane k
+        Span<LanePair> blockMins = stackalloc LanePair[8];
+        Span<LanePair> blockWeights = stackalloc LanePair[8];
+        Span<LanePair> scaleLevels = stackalloc LanePair[8];
+        Span<LanePair> minLevels = stackalloc LanePair[8];
+        Span<float> dm = stackalloc float[Chunk];
+        Span<float> mm = stackalloc float[Chunk];
         Span<int> L = stackalloc int[QK];
-        int nb = x.Length / QK;
-        for (int i = 0; i < nb; i += Blocks)
+        int nb = x.Length / QK, chunk = importance.IsEmpty ? Blocks : Chunk;
+        for (int c = 0; c < nb; c += chunk)
         {
-            int count = Math.Min(Blocks, nb - i);
-            QuantMathLanes.Transpose(x.Slice(i * QK, count * QK), Sub, xt);
-            LanePair scale, min;
-            if (importance.IsEmpty)
+            int chunkCount = Math.Min(chunk, nb - c);
+            if (!importance.IsEmpty)
             {
-                var sumX2 = LanePair.Zero;
-                for (int l = 0; l < Sub; ++l) sumX2 += xt[l] * xt[l];
-                var avX = LanePair.Sqrt(sumX2 / LanePair.Create(32f));
-                for (int l = 0; l < Sub; ++l) wt[l] = avX + LanePair.Abs(xt[l]);
-                scale = nmax == 15
-                    ? QuantMathLanes.MakeQkxQuants(15, xt, wt, default, laux, out min, -1f, 0.1f, 20, false, guardedLevels: false)
-                    : QuantMathLanes.MakeQkxQuants(31, xt, wt, default, laux, out min, -0.5f, 0.1f, 15, false, guardedLevels: false);
+                // sigma² of each super-block, summed in ggml's order
+                QuantMath.SumsOfSquares(x.Slice(c * QK, chunkCount * QK), QK, blockSigma2[..chunkCount]);
+                for (int k = 0; k < chunkCount; k++) blockSigma2[k] = 2 * blockSigma2[k] / QK;
             }
-            else
+            for (int p = 0; p * Blocks < chunkCount; p++)
             {
-                // sigma² of each super-block, summed in ggml's order; lanes 8b…8b+7 belong to super-block b
-                for (int b = 0; b < count; b++)
+                int i = c + p * Blocks, count = Math.Min(Blocks, nb - i);
+                QuantMathLanes.Transpose(x.Slice(i * QK, count * QK), Sub, xt);
+                LanePair scale, min;
+                if (importance.IsEmpty)
                 {
-                    var xb = x.Slice((i + b) * QK, QK);
-                    float sumX2 = 0;
-                    for (int l = 0; l < QK; ++l) sumX2 += xb[l] * xb[l];
-                    sigma2.Slice(b * 8, 8).Fill(2 * sumX2 / QK);
+                    var sumX2 = LanePair.Zero;
+                    for (int l = 0; l < Sub; ++l) sumX2 += xt[l] * xt[l];
+                    var avX = LanePair.Sqrt(sumX2 / LanePair.Create(32f));
+                    for (int l = 0; l < Sub; ++l) wt[l] = avX + LanePair.Abs(xt[l]);
+                    scale = nmax == 15
+                        ? QuantMathLanes.MakeQkxQuants(15, xt, wt, default, laux, out min, -1f, 0.1f, 20, false, guardedLevels: false)
+                        : QuantMathLanes.MakeQkxQuants(31, xt, wt, default, laux, out min, -0.5f, 0.1f, 15, false, guardedLevels: false);
                 }
-                var sig = LanePair.Create(sigma2);
-                QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
-                var sumw = LanePair.Zero;
-                for (int l = 0; l < Sub; ++l)
+                else
                 {
-                    wt[l] *= LanePair.Sqrt(sig + xt[l] * xt[l]);
-                    sumw += wt[l];
+                    // lanes 8b…8b+7 belong to super-block b
+                    for (int b = 0; b < count; b++) sigma2.Slice(b * 8, 8).Fill(blockSigma2[p * Blocks + b]);
+                    var sig = LanePair.Create(sigma2);
+                    QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
+                    var sumw = LanePair.Zero;
+                    for (int l = 0; l < Sub; ++l)
+                    {
+                        wt[l] *= LanePair.Sqrt(sig + xt[l] * xt[l]);
+                        sumw += wt[l];
+                    }
+                    sumw.CopyTo(sw[(p * LanePair.Lanes)..]);
+                    scale = QuantMathLanes.MakeQkxQuants(nmax, xt, wt, default, laux, out min, -0.9f, 0.05f, 36, false, guardedLevels: true);
                 }
-                sumw.CopyTo(sw);
-                scale = QuantMathLanes.MakeQkxQuants(nmax, xt, wt, default, laux, out min, -0.9f, 0.05f, 36, false, guardedLevels: true);
+                scale.CopyTo(scales[(p * LanePair.Lanes)..]);
+                min.CopyTo(mins[(p * LanePair.Lanes)..]);
             }
-            scale.CopyTo(scales);
-            min.CopyTo(mins);
-            for (int b = 0; b < count; b++)
+            if (!importance.IsEmpty)
             {
-                var yb = y.Slice((i + b) * blockBytes, blockBytes);
-                var xb = x.Slice((i + b) * QK, QK);
-                var qwBlock = importance.IsEmpty ? default : importance.Slice((i + b) * QK, QK);
-                int kept = Encode(xb, yb, scales.Slice(8 * b, 8), mins.Slice(8 * b, 8),
-                    importance.IsEmpty ? default : sw.Slice(8 * b, 8), L, nmax);
+                QuantMathLanes.Transpose(scales[..(chunkCount * 8)], 8, blockScales);
+                QuantMathLanes.Transpose(mins[..(chunkCount * 8)], 8, blockMins);
+                QuantMathLanes.Transpose(sw[..(chunkCount * 8)], 8, blockWeights);
+                QuantMathLanes.MakeQpQuants(63, blockScales, blockWeights, scaleLevels).CopyTo(dm);
+                QuantMathLanes.MakeQpQuants(63, blockMins, blockWeights, minLevels).CopyTo(mm);
+            }
+            for (int k = 0; k < chunkCount; k++)
+            {
+                var yb = y.Slice((c + k) * blockBytes, blockBytes);
+                var xb = x.Slice((c + k) * QK, QK);
+                int kept;
+                if (importance.IsEmpty) kept = Encode(xb, yb, scales.Slice(8 * k, 8), mins.Slice(8 * k, 8), default, L, nmax);
+                else
+                {
+                    var sc = yb.Slice(4, 12);
+                    sc.Clear();
+                    for (int j = 0; j < 8; ++j) PutScaleMin(j, (byte)scaleLevels[j][k], (byte)minLevels[j][k], sc, nmax);
+                    kept = Requantize(xb, yb, dm[k], mm[k], L, nmax);
+                }
                 // a sub-block whose scale rounded to 0 keeps its search levels: the scalar search gives the same ones
+                var qwBlock = importance.IsEmpty ? default : importance.Slice((c + k) * QK, QK);
                 for (int j = 0; j < 8; ++j)
                     if ((kept & (1 << j)) != 0)
                     {
-                        SearchSubBlock(xb, j, qwBlock, importance.IsEmpty ? 0 : sigma2[8 * b], nmax, levels, out _, out _);
+                        SearchSubBlock(xb, j, qwBlock, importance.IsEmpty ? 0 : blockSigma2[k], nmax, levels, out _, out _);
                         for (int l = 0; l < Sub; ++l) L[Sub * j + l] = levels[l];
                     }
                 Pack(yb, L, nmax);
@@ -170,42 +199,48 @@ internal static class BlockQ4K
     {
         var sc = yb.Slice(4, 12);
         sc.Clear();
-        if (sw.IsEmpty)
-        {
-            float maxScale = 0, maxMin = 0;
-            for (int j = 0; j < QK / 32; ++j)
-            {
-                if (scales[j] > maxScale) maxScale = scales[j];
-                if (mins[j] > maxMin) maxMin = mins[j];
-            }
-            float invScale = maxScale > 0 ? 63f / maxScale : 0f;
-            float invMin = maxMin > 0 ? 63f / maxMin : 0f;
-            for (int j = 0; j < QK / 32; ++j)
-            {
-                byte ls = (byte)QuantMath.NearestInt(invScale * scales[j]);
-                byte lm = (byte)QuantMath.NearestInt(invMin * mins[j]);
-                QuantMath.PutScaleMinK4(j, Math.Min((byte)63, ls), Math.Min((byte)63, lm), sc);
-            }
-            BinaryPrimitives.WriteUInt16LittleEndian(yb, QuantMath.ToHalf(maxScale / 63f));
-            BinaryPrimitives.WriteUInt16LittleEndian(yb[2..], QuantMath.ToHalf(maxMin / 63f));
-        }
-        else
+        if (!sw.IsEmpty)
         {
             Span<byte> Ls = stackalloc byte[QK / 32];
             Span<byte> Lm = stackalloc byte[QK / 32];
             float dBlock = QuantMath.MakeQpQuants(QK / 32, 63, scales, Ls, sw);
             float mBlock = QuantMath.MakeQpQuants(QK / 32, 63, mins, Lm, sw);
-            // A negative sub-block scale wraps to a byte above 63; ggml clamps it for Q5_K but not for Q4_K, where
-            // its stray high bits land in the packed array as they do in llama.cpp.
-            for (int j = 0; j < QK / 32; ++j)
-            {
-                if (nmax == 15) QuantMath.PutScaleMinK4(j, Ls[j], Lm[j], sc);
-                else QuantMath.PutScaleMinK4(j, Math.Min((byte)63, Ls[j]), Math.Min((byte)63, Lm[j]), sc);
-            }
-            BinaryPrimitives.WriteUInt16LittleEndian(yb, QuantMath.ToHalf(dBlock));
-            BinaryPrimitives.WriteUInt16LittleEndian(yb[2..], QuantMath.ToHalf(mBlock));
+            for (int j = 0; j < QK / 32; ++j) PutScaleMin(j, Ls[j], Lm[j], sc, nmax);
+            return Requantize(xb, yb, dBlock, mBlock, L, nmax);
         }
+        float maxScale = 0, maxMin = 0;
+        for (int j = 0; j < QK / 32; ++j)
+        {
+            if (scales[j] > maxScale) maxScale = scales[j];
+            if (mins[j] > maxMin) maxMin = mins[j];
+        }
+        float invScale = maxScale > 0 ? 63f / maxScale : 0f;
+        float invMin = maxMin > 0 ? 63f / maxMin : 0f;
+        for (int j = 0; j < QK / 32; ++j)
+        {
+            byte ls = (byte)QuantMath.NearestInt(invScale * scales[j]);
+            byte lm = (byte)QuantMath.NearestInt(invMin * mins[j]);
+            QuantMath.PutScaleMinK4(j, Math.Min((byte)63, ls), Math.Min((byte)63, lm), sc);
+        }
+        return Requantize(xb, yb, maxScale / 63f, maxMin / 63f, L, nmax);
+    }
 
+    /// <summary>Sub-block j's make_qp_quants scale and min levels into the packed 12 bytes. A negative sub-block scale
+    /// wraps to a byte above 63; ggml clamps it for Q5_K but not for Q4_K, where its stray high bits land in the packed
+    /// array as they do in llama.cpp.</summary>
+    static void PutScaleMin(int j, byte ls, byte lm, Span<byte> sc, int nmax)
+    {
+        if (nmax == 15) QuantMath.PutScaleMinK4(j, ls, lm, sc);
+        else QuantMath.PutScaleMinK4(j, Math.Min((byte)63, ls), Math.Min((byte)63, lm), sc);
+    }
+
+    /// <summary>f16 d and dmin into the block, then the levels requantized with the rounded sub-block scales and mins
+    /// (already packed) into <paramref name="L"/>; returns the sub-blocks whose scale rounded to 0 as bits.</summary>
+    static int Requantize(ReadOnlySpan<float> xb, Span<byte> yb, float dBlock, float mBlock, Span<int> L, int nmax)
+    {
+        BinaryPrimitives.WriteUInt16LittleEndian(yb, QuantMath.ToHalf(dBlock));
+        BinaryPrimitives.WriteUInt16LittleEndian(yb[2..], QuantMath.ToHalf(mBlock));
+        var sc = yb.Slice(4, 12);
         float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb));
         float mAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[2..]));
         Span<float> d = stackalloc float[QK / 32];

@@ -2,7 +2,7 @@ using Llmq.Formats.Gguf;
 
 namespace Llmq.Tests.Formats.Gguf;
 
-/// <summary>The lane-parallel legacy and Q2_K/Q3_K quantizers against their scalar references, whole rows byte for byte,
+/// <summary>The lane-parallel legacy and Q2_K…Q5_K quantizers against their scalar references, whole rows byte for byte,
 /// with and without importance weights, on rows whose blocks (or sub-blocks) are each one of
 /// <see cref="QuantMathLanesTests.Groups"/>' corner cases, and whose block count leaves the last pass partly empty.</summary>
 public class BlockLanesTests
@@ -19,7 +19,7 @@ public class BlockLanesTests
     public static TheoryData<GgmlType, bool> Types()
     {
         var data = new TheoryData<GgmlType, bool>();
-        foreach (var t in new[] { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K })
+        foreach (var t in new[] { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K })
         {
             data.Add(t, false);
             data.Add(t, true);
@@ -33,10 +33,12 @@ public class BlockLanesTests
     {
         for (int seed = 0; seed < 14; seed++)
         {
-            // legacy: 45 blocks, a full pass of 32 blocks and a partial one; K-quants: 35 super-blocks of 16 sub-blocks,
-            // a full chunk of 32 super-blocks (16 passes of two), then a chunk of one full pass and a half-empty one
+            // legacy: 45 blocks, a full pass of 32 blocks and a partial one; K-quants: 35 super-blocks, a full chunk of
+            // 32 super-blocks, then a chunk of 3: for Q2_K/Q3_K (16 sub-blocks of 16, two per pass) a full pass and a
+            // half-empty one, for Q4_K/Q5_K (8 sub-blocks of 32, four per pass) one pass three quarters full
             bool legacy = GgmlTypes.BlockSize(type) == 32;
-            var x = legacy ? Row(32, seed, groups: 45) : Row(16, seed, groups: 35 * 16);
+            int sub = type is GgmlType.Q4_K or GgmlType.Q5_K ? 32 : 16;
+            var x = legacy ? Row(32, seed, groups: 45) : Row(sub, seed, groups: 35 * 256 / sub);
             var qw = importance ? QuantMathLanesTests.Weights(x, seed, importance: true) : [];
             int bytes = (int)GgmlTypes.RowSize(type, x.Length);
             var fast = new byte[bytes];
@@ -80,6 +82,8 @@ public class BlockLanesTests
             case GgmlType.Q5_1: BlockQ5.QuantizeRowQ5_1Reference(x, y, qw); break;
             case GgmlType.Q2_K: BlockQ2K.QuantizeRowReference(x, y, qw); break;
             case GgmlType.Q3_K: BlockQ3K.QuantizeRowReference(x, y, qw); break;
+            case GgmlType.Q4_K: BlockQ4K.QuantizeRowReference(x, y, qw, 15, BlockQ4K.Q4KBytes); break;
+            case GgmlType.Q5_K: BlockQ4K.QuantizeRowReference(x, y, qw, 31, BlockQ4K.Q5KBytes); break;
             default: throw new ArgumentException(type.ToString());
         }
     }
