@@ -30,9 +30,36 @@ public class GgufCommandTests
         Assert.NotEqual(p.ReadFloat32("blk.0.attn_q.weight"), r.ReadFloat32("blk.0.attn_q.weight"));
     }
 
+    [Fact]
+    public void GptqKnobsReachTheSolve()
+    {
+        using var dir = new TempDirectory();
+        string[] Run(string name, params string[] knobs) =>
+            ["gguf", "--model", Stories, "--type", "Q4_0", "--output", dir[name], "--method", "gptq", "--samples", "2", "--seq-len", "32", .. knobs];
+        Assert.Equal(0, InspectCommandTests.Llmq(Run("default.gguf")).Exit);
+        Assert.Equal(0, InspectCommandTests.Llmq(Run("explicit.gguf", "--dampening-frac", "0.01", "--block-size", "128")).Exit);
+        Assert.Equal(0, InspectCommandTests.Llmq(Run("damped.gguf", "--dampening-frac", "0.5")).Exit);
+        Assert.Equal(0, InspectCommandTests.Llmq(Run("narrow.gguf", "--block-size", "16")).Exit);
+        // the defaults are llm-compressor's, spelled out or not; a stronger dampening changes the solution; the block
+        // size regroups the same updates (exact in real arithmetic), yet the float rounding flips some codes, and the
+        // quantized outputs carry that into the later layers' Hessians
+        Assert.Equal(File.ReadAllBytes(dir["default.gguf"]), File.ReadAllBytes(dir["explicit.gguf"]));
+        using var d = GgufReader.Open(dir["default.gguf"]);
+        using var damped = GgufReader.Open(dir["damped.gguf"]);
+        Assert.NotEqual(d.ReadFloat32("blk.0.attn_q.weight"), damped.ReadFloat32("blk.0.attn_q.weight"));
+        using var narrow = GgufReader.Open(dir["narrow.gguf"]);
+        var a = d.Tensors.SelectMany(t => d.ReadFloat32(t.Name)).ToArray();
+        var b = d.Tensors.SelectMany(t => narrow.ReadFloat32(t.Name)).ToArray();
+        Assert.NotEqual(a, b);
+    }
+
     [Theory]
     [InlineData("--type", "Q4_K_M", "--method", "gptq")]
     [InlineData("--type", "Q4_0", "--imatrix", "x.dat", "--dataset", "DATASET")]
+    [InlineData("--type", "Q4_0", "--dampening-frac", "0.05")]                     // a GPTQ knob without --method gptq
+    [InlineData("--type", "Q4_0", "--method", "gptq", "--dampening-frac", "-1")]
+    [InlineData("--type", "Q4_0", "--method", "gptq", "--dampening-frac", "NaN")]
+    [InlineData("--type", "Q4_0", "--method", "gptq", "--block-size", "0")]
     public void MisuseIsOneLineOnStderr(params string[] extra)
     {
         using var dir = new TempDirectory();
