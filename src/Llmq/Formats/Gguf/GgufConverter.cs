@@ -213,11 +213,16 @@ public static class GgufConverter
         double factor = Number("factor"), low = Number("low_freq_factor"), high = Number("high_freq_factor");
         double context = Number("original_max_position_embeddings");
         if (!(high > low)) throw new LlmqException($"config.json: rope_scaling high_freq_factor {high} must exceed low_freq_factor {low}");
+        return Llama3Factors(c.RopeTheta, c.HeadDim, factor, low, high, context);
+    }
+
+    static float[] Llama3Factors(double theta, int headDim, double factor, double low, double high, double context)
+    {
         float lowWavelength = (float)(context / low), highWavelength = (float)(context / high);
-        var factors = new float[c.HeadDim / 2];
+        var factors = new float[headDim / 2];
         for (int i = 0; i < factors.Length; i++)
         {
-            float frequency = 1f / MathF.Pow((float)c.RopeTheta, (float)(2 * i) / c.HeadDim);
+            float frequency = 1f / MathF.Pow((float)theta, (float)(2 * i) / headDim);
             float wavelength = (float)(2 * Math.PI) / frequency;
             if (wavelength < highWavelength) factors[i] = 1f;
             else if (wavelength > lowWavelength) factors[i] = (float)factor;
@@ -228,6 +233,39 @@ public static class GgufConverter
             }
         }
         return factors;
+    }
+
+    /// <summary>The 'llama3' rope_scaling a GGUF's rope_freqs tensor came from, or null. Only the ratios of
+    /// original_max_position_embeddings, low_freq_factor and high_freq_factor shape the frequencies, so this takes
+    /// low_freq_factor = 1 (Llama 3.x's value), solves the other two from two blended frequencies, rounds the context to
+    /// an integer and high_freq_factor to 1/1000, and keeps the result only if <see cref="RopeFrequencyFactors"/> makes
+    /// exactly these factors from it.</summary>
+    public static JsonObject? Llama3Scaling(ReadOnlySpan<float> factors, double theta, int headDim)
+    {
+        if (factors.Length != headDim / 2 || factors.Length == 0) return null;
+        float factor = factors[factors.Length - 1];
+        // 1 / factor blended towards 1 over the wavelengths between the bands: smooth = context/(high−low)/λ − low/(high−low)
+        var blended = new List<(double InverseWavelength, double Smooth)>();
+        for (int i = 0; i < factors.Length; i++)
+        {
+            if (!(factors[i] > 1f && factors[i] < factor)) continue;
+            double inverseWavelength = 1 / (2 * Math.PI * Math.Pow(theta, 2.0 * i / headDim));
+            blended.Add((inverseWavelength, (1 / (double)factors[i] - 1 / (double)factor) / (1 - 1 / (double)factor)));
+        }
+        if (!(factor > 1f) || blended.Count < 2) return null;
+        var (u0, s0) = blended[0];
+        var (u1, s1) = blended[^1];
+        double a = (s0 - s1) / (u0 - u1), b = a * u0 - s0;   // a = context/(high−low), b = low/(high−low)
+        if (!(a > 0 && b > 0) || !double.IsFinite(a / b)) return null;
+        double context = Math.Round(a / b), high = Math.Round((b + 1) / b * 1000) / 1000;
+        if (!(context >= 1 && high > 1)) return null;
+        var remade = Llama3Factors(theta, headDim, factor, 1, high, context);
+        if (!remade.AsSpan().SequenceEqual(factors)) return null;
+        return new JsonObject
+        {
+            ["rope_type"] = "llama3", ["factor"] = (double)factor, ["low_freq_factor"] = 1.0, ["high_freq_factor"] = high,
+            ["original_max_position_embeddings"] = (long)context,
+        };
     }
 
     /// <summary>Input elements read and quantized per step when a tensor is streamed: memory stays at two such blocks of

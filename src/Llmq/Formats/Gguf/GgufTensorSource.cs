@@ -4,8 +4,8 @@ using Llmq.Checkpoints;
 namespace Llmq.Formats.Gguf;
 
 /// <summary>A llama GGUF read back as dense float32 tensors under their Hugging Face names (the q/k permutation undone),
-/// with a <see cref="ModelConfig"/> rebuilt from its llama.* metadata (rope_freqs.weight becomes rope_scaling 'freq_factors',
-/// llama.cpp's own rotary divisors): what evaluation and decompression run on.</summary>
+/// with a <see cref="ModelConfig"/> rebuilt from its llama.* metadata (rope_freqs.weight becomes rope_scaling 'llama3'
+/// where it came from one, else 'freq_factors', llama.cpp's own rotary divisors): what evaluation and decompression run on.</summary>
 public sealed class GgufTensorSource : ITensorSource, IDisposable
 {
     readonly GgufReader _reader;
@@ -80,11 +80,17 @@ public sealed class GgufTensorSource : ITensorSource, IDisposable
             ["torch_dtype"] = "float32",
         };
         if (r.Contains(GgufTensorNames.RopeFrequencies))
-            json["rope_scaling"] = new JsonObject
-            {
-                ["rope_type"] = "freq_factors",
-                ["freq_factors"] = new JsonArray(r.ReadFloat32(GgufTensorNames.RopeFrequencies).Select(f => (JsonNode?)JsonValue.Create((double)f)).ToArray()),   // as doubles: exact through the text
-            };
+        {
+            var factors = r.ReadFloat32(GgufTensorNames.RopeFrequencies);
+            // Hugging Face's 'llama3' where the factors are exactly what it makes (as from convert_hf_to_gguf.py), else
+            // the factors themselves (a type only Llmq reads)
+            json["rope_scaling"] = GgufConverter.Llama3Scaling(factors, json["rope_theta"]!.GetValue<double>(), (int)json["head_dim"]!.GetValue<long>())
+                ?? new JsonObject
+                {
+                    ["rope_type"] = "freq_factors",
+                    ["freq_factors"] = new JsonArray(factors.Select(f => (JsonNode?)JsonValue.Create((double)f)).ToArray()),   // as doubles: exact through the text
+                };
+        }
         else if (r.GetString("llama.rope.scaling.type") == "linear")
             json["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = GetFloat("llama.rope.scaling.factor", 1) };
         // through text, so the numbers read back as JSON numbers of any width (as from config.json)

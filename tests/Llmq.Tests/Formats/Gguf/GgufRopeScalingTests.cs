@@ -49,6 +49,47 @@ public class GgufRopeScalingTests
             Assert.Equal(1, plain[i] / factors[i] / scaled[i], 1e-6);
     }
 
+    [Fact]
+    public void ReadBackTheFactorsAreLlama3WithTheConfigsNumbers()
+    {
+        using var dir = new TempDirectory();
+        var model = WriteModel(dir, Llama3);
+        var path = GgufConverter.Convert(model, dir["m.gguf"], new GgufConvertOptions { FileType = GgufFileType.F32 }).Path;
+        using (var source = GgufTensorSource.Open(path))
+            Assert.True(JsonNode.DeepEquals(Llama3, source.Config.RopeScaling), source.Config.RopeScaling?.ToJsonString());
+
+        // what `llmq decompress` writes is a config Hugging Face reads: 'llama3', not the factors
+        var back = GgufDecompressor.Decompress(path, dir["back"], DType.F32, overwrite: false);
+        var written = JsonNode.Parse(File.ReadAllText(Path.Combine(back, ModelConfig.FileName)))!["rope_scaling"];
+        Assert.Equal("llama3", written?["rope_type"]?.GetValue<string>());
+    }
+
+    [Fact]
+    public void Llama32sScalingIsFoundFromItsFactorsAndOthersAreNot()
+    {
+        // Llama-3.2-1B: head_dim 64, theta 500000, factor 32, bands 1/4, original context 8192
+        var config = ModelConfig.Parse(new JsonObject
+        {
+            ["hidden_size"] = 2048, ["intermediate_size"] = 8192, ["num_hidden_layers"] = 16, ["num_attention_heads"] = 32,
+            ["num_key_value_heads"] = 8, ["head_dim"] = 64, ["vocab_size"] = 128256, ["rope_theta"] = 500000.0,
+            ["rope_scaling"] = new JsonObject
+            {
+                ["rope_type"] = "llama3", ["factor"] = 32.0, ["low_freq_factor"] = 1.0, ["high_freq_factor"] = 4.0,
+                ["original_max_position_embeddings"] = 8192,
+            },
+        });
+        var factors = GgufConverter.RopeFrequencyFactors(config)!;
+        var found = GgufConverter.Llama3Scaling(factors, 500000, 64);
+        Assert.True(JsonNode.DeepEquals(config.RopeScaling, found), found?.ToJsonString());
+
+        // factors no llama3 scaling makes stay factors
+        var nudged = factors.ToArray();
+        nudged[Array.FindIndex(nudged, f => f > 1 && f < 32)] *= 1.001f;
+        Assert.Null(GgufConverter.Llama3Scaling(nudged, 500000, 64));
+        Assert.Null(GgufConverter.Llama3Scaling(Enumerable.Repeat(2f, 32).ToArray(), 500000, 64));
+        Assert.Null(GgufConverter.Llama3Scaling(factors, 500000, 128));   // not this head size
+    }
+
     [Theory]
     [InlineData("llama3"), InlineData("linear")]
     public void ScaledGgufEvaluatesAsTheSafetensors(string type)
