@@ -40,17 +40,15 @@ public class GgufCommandTests
         Assert.Equal(0, InspectCommandTests.Llmq(Run("explicit.gguf", "--dampening-frac", "0.01", "--block-size", "128")).Exit);
         Assert.Equal(0, InspectCommandTests.Llmq(Run("damped.gguf", "--dampening-frac", "0.5")).Exit);
         Assert.Equal(0, InspectCommandTests.Llmq(Run("narrow.gguf", "--block-size", "16")).Exit);
-        // the defaults are llm-compressor's, spelled out or not; a stronger dampening changes the solution; the block
-        // size regroups the same updates (exact in real arithmetic), yet the float rounding flips some codes, and the
-        // quantized outputs carry that into the later layers' Hessians
+        // the defaults are llm-compressor's, spelled out or not; a stronger dampening changes the solution. The block
+        // size only regroups the same updates (exact in real arithmetic): whether float rounding then flips a code
+        // depends on the kernels (it does with AVX-512 here, not on the scalar path), so only its run is checked
         Assert.Equal(File.ReadAllBytes(dir["default.gguf"]), File.ReadAllBytes(dir["explicit.gguf"]));
         using var d = GgufReader.Open(dir["default.gguf"]);
         using var damped = GgufReader.Open(dir["damped.gguf"]);
         Assert.NotEqual(d.ReadFloat32("blk.0.attn_q.weight"), damped.ReadFloat32("blk.0.attn_q.weight"));
         using var narrow = GgufReader.Open(dir["narrow.gguf"]);
-        var a = d.Tensors.SelectMany(t => d.ReadFloat32(t.Name)).ToArray();
-        var b = d.Tensors.SelectMany(t => narrow.ReadFloat32(t.Name)).ToArray();
-        Assert.NotEqual(a, b);
+        Assert.Equal(d.Tensors.Select(t => (t.Name, t.Type)), narrow.Tensors.Select(t => (t.Name, t.Type)));
     }
 
     [Theory]

@@ -171,12 +171,12 @@ internal static class QuantMathLanes
         var iscale = nmaxF / (max - min);
         var scale = LanePair.Create(1) / iscale;
         var bestError = zero;
-        var form = new LevelForm(iscale, lowest, max, min, empty, numbers, nmax);
+        bool fast = FloatLevelsExact(iscale, lowest, max, min, empty, numbers);
         for (int i = 0; i < n; ++i)
         {
             var xi = Unsafe.Add(ref X, i);
             var v = iscale * (xi - min);
-            var l = form.Fast ? form.Levels(v, nmaxF) : ClampedNearest(v, 0, nmax);
+            var l = fast ? LanePair.MinNative(LanePair.MaxNative(LanePair.Round(v), zero), nmaxF) : ClampedNearest(v, 0, nmax);
             var diff = scale * l + min - xi;
             diff = useMad ? LanePair.Abs(diff) : diff * diff;
             bestError += Unsafe.Add(ref W, i) * diff;
@@ -189,19 +189,33 @@ internal static class QuantMathLanes
         for (int step = 0; step <= nstep && nstep >= 1; ++step)
         {
             iscale = LanePair.Create(rmin + rdelta * step + nmax) / (max - min);
-            form = new LevelForm(iscale, lowest, max, min, empty, numbers, nmax);
+            fast = FloatLevelsExact(iscale, lowest, max, min, empty, numbers);
             LanePair sumL = zero, sumL2 = zero, sumXl = zero;
-            for (int i = 0; i < n; ++i)
-            {
-                var xi = Unsafe.Add(ref X, i);
-                var v = iscale * (xi - min);
-                var l = form.Fast ? form.Levels(v, nmaxF) : guardedLevels ? GuardedLevels(v, nmaxF) : ClampedNearest(v, 0, nmax);
-                Unsafe.Add(ref Ar, i) = l;
-                var wl = Unsafe.Add(ref W, i) * l;
-                sumL += wl;
-                sumL2 += wl * l;
-                sumXl += wl * xi;
-            }
+            // the loop in two copies, so neither holds a branch: the float form (both clamps always: cheaper than a
+            // branch on which can bind), and the exact forms for lanes with NaN, infinities or huge values
+            if (fast)
+                for (int i = 0; i < n; ++i)
+                {
+                    var xi = Unsafe.Add(ref X, i);
+                    var l = LanePair.MinNative(LanePair.MaxNative(LanePair.Round(iscale * (xi - min)), zero), nmaxF);   // a −0 becomes +0
+                    Unsafe.Add(ref Ar, i) = l;
+                    var wl = Unsafe.Add(ref W, i) * l;
+                    sumL += wl;
+                    sumL2 += wl * l;
+                    sumXl += wl * xi;
+                }
+            else
+                for (int i = 0; i < n; ++i)
+                {
+                    var xi = Unsafe.Add(ref X, i);
+                    var v = iscale * (xi - min);
+                    var l = guardedLevels ? GuardedLevels(v, nmaxF) : ClampedNearest(v, 0, nmax);
+                    Unsafe.Add(ref Ar, i) = l;
+                    var wl = Unsafe.Add(ref W, i) * l;
+                    sumL += wl;
+                    sumL2 += wl * l;
+                    sumXl += wl * xi;
+                }
             var D = sumW * sumL2 - sumL * sumL;
             var solvable = LanePair.Greater(D, zero);
             if (!LanePair.Any(solvable)) continue;
@@ -214,12 +228,15 @@ internal static class QuantMathLanes
                 thisScale = LanePair.Select(positiveMin, sumXl / sumL2, thisScale);
             }
             var error = zero;
-            for (int i = 0; i < n; ++i)
-            {
-                var diff = thisScale * Unsafe.Add(ref Ar, i) + thisMin - Unsafe.Add(ref X, i);
-                diff = useMad ? LanePair.Abs(diff) : diff * diff;
-                error += Unsafe.Add(ref W, i) * diff;
-            }
+            if (useMad)
+                for (int i = 0; i < n; ++i)
+                    error += Unsafe.Add(ref W, i) * LanePair.Abs(thisScale * Unsafe.Add(ref Ar, i) + thisMin - Unsafe.Add(ref X, i));
+            else
+                for (int i = 0; i < n; ++i)
+                {
+                    var diff = thisScale * Unsafe.Add(ref Ar, i) + thisMin - Unsafe.Add(ref X, i);
+                    error += Unsafe.Add(ref W, i) * (diff * diff);
+                }
             var better = solvable & LanePair.Less(error, bestError);
             if (!LanePair.Any(better)) continue;
             bestError = LanePair.Select(better, error, bestError);
@@ -244,37 +261,16 @@ internal static class QuantMathLanes
         return LanePair.Select(empty, zero, scale);
     }
 
-    /// <summary>How the levels clamp(nearest_int(iscale·(x − min)), 0, nmax) of one pass may be computed. iscale·(x − min)
-    /// is monotone in x, so each lane's extremes bound every level argument. When all lie within ±2^22 and no lane holds
-    /// a NaN (<see cref="Fast"/>), rounding in float is exact and make_qkx3_quants' guarded form equals the plain one;
-    /// a clamp is then skipped where the extremes show it cannot bind in any lane (often: most trial scales put the
-    /// maximum below nmax + ½, and before the min moves no argument is negative).</summary>
-    readonly struct LevelForm
+    /// <summary>Whether the levels clamp(nearest_int(iscale·(x − min)), 0, nmax) of a pass may be computed in float:
+    /// iscale·(x − min) is monotone in x, so each lane's extremes bound every level argument; when all lie within ±2^22
+    /// and no lane holds a NaN, rounding in float is nearest_int's, and make_qkx3_quants' guarded form equals the plain
+    /// one. Empty lanes do not count (their results are discarded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static bool FloatLevelsExact(LanePair iscale, LanePair lowest, LanePair max, LanePair min, LanePair empty, LanePair numbers)
     {
-        public readonly bool Fast, ClampLow, ClampHigh;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public LevelForm(LanePair iscale, LanePair lowest, LanePair max, LanePair min, LanePair empty, LanePair numbers, int nmax)
-        {
-            var lowV = iscale * (lowest - min);
-            var highV = iscale * (max - min);
-            var small = LanePair.Create(4194304f);   // 2^22
-            var zero = LanePair.Zero;
-            var nmaxHalf = LanePair.Create(nmax + 0.5f);
-            Fast = LanePair.All(empty | (numbers & LanePair.Less(LanePair.Abs(lowV), small) & LanePair.Less(LanePair.Abs(highV), small)));
-            ClampLow = !LanePair.All(empty | (LanePair.GreaterOrEqual(lowV, zero) & LanePair.GreaterOrEqual(highV, zero)));
-            ClampHigh = !LanePair.All(empty | (LanePair.Less(lowV, nmaxHalf) & LanePair.Less(highV, nmaxHalf)));
-        }
-
-        /// <summary>The levels of <paramref name="v"/> when <see cref="Fast"/>.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public LanePair Levels(LanePair v, LanePair nmax)
-        {
-            var l = LanePair.Round(v);
-            if (ClampLow) l = LanePair.MaxNative(l, LanePair.Zero);   // no NaN here; a −0 becomes +0
-            if (ClampHigh) l = LanePair.MinNative(l, nmax);
-            return l;
-        }
+        var small = LanePair.Create(4194304f);   // 2^22
+        return LanePair.All(empty | (numbers & LanePair.Less(LanePair.Abs(iscale * (lowest - min)), small)
+            & LanePair.Less(LanePair.Abs(iscale * (max - min)), small)));
     }
 
     /// <summary><see cref="QuantMath.MakeQxQuants"/> with rmse_type 1 on 32 groups of n = x.Length values, weighted by
@@ -319,25 +315,22 @@ internal static class QuantMathLanes
             // step 0 is the plain rounding at −nmax/max; then the inverse scales −(nmax ± 0.1·k)/max, k = 9 … 1, 1 … 9
             int k = step == 0 ? 0 : step <= 9 ? step - 10 : step - 9;
             var iscale = LanePair.Create(step == 0 ? -nmax : -(nmax + 0.1f * k)) / max;
-            // |iscale·x| ≤ |iscale·amax|: a clamp that this bound keeps from binding in every lane is skipped
-            var bound = LanePair.Abs(iscale * amax);
-            bool clampLow = !LanePair.All(empty | LanePair.Less(bound, LanePair.Create(nmax + 0.5f)));
-            bool clampHigh = !LanePair.All(empty | LanePair.Less(bound, LanePair.Create(nmax - 0.5f)));
             LanePair sumlx = zero, suml2 = zero;
-            for (int i = 0; i < n; ++i)
-            {
-                var v = iscale * Unsafe.Add(ref X, i);
-                LanePair l;
-                if (fast)
+            // two copies of the loop, so neither holds a branch (see MakeQkxQuants)
+            if (fast)
+                for (int i = 0; i < n; ++i)
                 {
-                    l = LanePair.Round(v);   // a −0 from here adds nothing to the sums, which start at +0
-                    if (clampLow) l = LanePair.MaxNative(l, lo);
-                    if (clampHigh) l = LanePair.MinNative(l, hi);
+                    var l = LanePair.MinNative(LanePair.MaxNative(LanePair.Round(iscale * Unsafe.Add(ref X, i)), lo), hi);
+                    sumlx += Unsafe.Add(ref WX, i) * l;
+                    suml2 += Unsafe.Add(ref W, i) * l * l;
                 }
-                else l = ClampedNearest(v, -nmax, nmax - 1);
-                sumlx += Unsafe.Add(ref WX, i) * l;
-                suml2 += Unsafe.Add(ref W, i) * l * l;
-            }
+            else
+                for (int i = 0; i < n; ++i)
+                {
+                    var l = ClampedNearest(iscale * Unsafe.Add(ref X, i), -nmax, nmax - 1);
+                    sumlx += Unsafe.Add(ref WX, i) * l;
+                    suml2 += Unsafe.Add(ref W, i) * l * l;
+                }
             if (step == 0)
             {
                 scale = LanePair.Select(LanePair.Equal(suml2, zero), zero, sumlx / suml2);
