@@ -67,14 +67,7 @@ internal static class BlockQ2K
                     for (int b = 0; b < count; b++)
                         sigma2.Slice(b * Sub, Sub).Fill(sumX2[p * Blocks + b] / QK);
                     var sig = LanePair.Create(sigma2);
-                    QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
-                    var sumw = LanePair.Zero;
-                    for (int l = 0; l < Sub; ++l)
-                    {
-                        wt[l] *= LanePair.Sqrt(sig + xt[l] * xt[l]);
-                        sumw += wt[l];
-                    }
-                    sumw.CopyTo(sw[(p * LanePair.Lanes)..]);
+                    QuantMathLanes.ImportanceWeights(importance.Slice(i * QK, count * QK), Sub, xt, sig, wt).CopyTo(sw[(p * LanePair.Lanes)..]);
                     scale = QuantMathLanes.MakeQkxQuants(3, xt, wt, passLevels, laux, out min, -0.9f, 0.05f, 36, useMad: false, guardedLevels: true);
                 }
                 scale.CopyTo(scales[(p * LanePair.Lanes)..]);

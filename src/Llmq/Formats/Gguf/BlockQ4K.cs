@@ -87,14 +87,7 @@ internal static class BlockQ4K
                     // lanes 8b…8b+7 belong to super-block b
                     for (int b = 0; b < count; b++) sigma2.Slice(b * 8, 8).Fill(blockSigma2[p * Blocks + b]);
                     var sig = LanePair.Create(sigma2);
-                    QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
-                    var sumw = LanePair.Zero;
-                    for (int l = 0; l < Sub; ++l)
-                    {
-                        wt[l] *= LanePair.Sqrt(sig + xt[l] * xt[l]);
-                        sumw += wt[l];
-                    }
-                    sumw.CopyTo(sw[(p * LanePair.Lanes)..]);
+                    QuantMathLanes.ImportanceWeights(importance.Slice(i * QK, count * QK), Sub, xt, sig, wt).CopyTo(sw[(p * LanePair.Lanes)..]);
                     scale = QuantMathLanes.MakeQkxQuants(nmax, xt, wt, default, laux, out min, -0.9f, 0.05f, 36, false, guardedLevels: true);
                 }
                 scale.CopyTo(scales[(p * LanePair.Lanes)..]);

@@ -107,6 +107,22 @@ internal static class QuantMathLanes
         Unsafe.Add(ref destination, Parts * (12 + j)) = Avx512F.Shuffle4x128(odd0, odd1, 0xDD);
     }
 
+    /// <summary>The search weights of the K-quants with importance, qw·sqrt(σ² + x²), for up to 32 groups of n: the
+    /// importance values (groups of n consecutive, as <see cref="Transpose"/> takes them) times sqrt(σ² + x²) of the
+    /// transposed <paramref name="x"/>, into <paramref name="weights"/>; returns each lane's sum, added in ggml's order.</summary>
+    public static LanePair ImportanceWeights(ReadOnlySpan<float> importance, int n, ReadOnlySpan<LanePair> x, LanePair sigma2,
+        Span<LanePair> weights)
+    {
+        Transpose(importance, n, weights);
+        var sum = LanePair.Zero;
+        for (int l = 0; l < n; ++l)
+        {
+            weights[l] *= LanePair.Sqrt(sigma2 + x[l] * x[l]);
+            sum += weights[l];
+        }
+        return sum;
+    }
+
     /// <summary>ggml's nearest_int (the 1.5·2^23 trick) on every lane, with its exact bit pattern for any input.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> NearestInt(Vector512<float> x) =>
