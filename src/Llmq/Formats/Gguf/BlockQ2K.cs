@@ -27,21 +27,21 @@ internal static class BlockQ2K
         // Chunks of up to 32 super-blocks. Two super-blocks per pass: their 32 sub-blocks run the scale search side by
         // side, one per lane. With importance the chunk's 32 super-block scale (and min) searches then run side by side too.
         const int Sub = 16, Blocks = LanePair.Lanes / Sub, Chunk = LanePair.Lanes;
-        Span<LanePair> xt = stackalloc LanePair[Sub];
-        Span<LanePair> wt = stackalloc LanePair[Sub];
-        Span<LanePair> lt = stackalloc LanePair[Sub * Chunk / Blocks];   // every pass's levels, lane-interleaved
+        Span<LanePair> xt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> wt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> lt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub * Chunk / Blocks)], Sub * Chunk / Blocks);   // every pass's levels, lane-interleaved
         ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);
-        Span<LanePair> laux = stackalloc LanePair[Sub];
+        Span<LanePair> laux = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
         Span<float> scales = stackalloc float[Sub * Chunk];   // super-block k's sub-block scales at 16k
         Span<float> mins = stackalloc float[Sub * Chunk];
         Span<float> sw = stackalloc float[Sub * Chunk];
         Span<float> sigma2 = stackalloc float[LanePair.Lanes];
         Span<float> sumX2 = stackalloc float[Chunk];
-        Span<LanePair> blockScales = stackalloc LanePair[Sub];   // the chunk's scales, super-block k in lane k
-        Span<LanePair> blockMins = stackalloc LanePair[Sub];
-        Span<LanePair> blockWeights = stackalloc LanePair[Sub];
-        Span<LanePair> scaleLevels = stackalloc LanePair[Sub];
-        Span<LanePair> minLevels = stackalloc LanePair[Sub];
+        Span<LanePair> blockScales = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);   // the chunk's scales, super-block k in lane k
+        Span<LanePair> blockMins = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> blockWeights = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> scaleLevels = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> minLevels = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
         Span<float> dm = stackalloc float[Chunk];
         Span<float> mm = stackalloc float[Chunk];
         Span<int> L = stackalloc int[QK];

@@ -28,18 +28,18 @@ internal static class BlockQ3K
         // Chunks of up to 32 super-blocks. Two super-blocks per pass: their 32 sub-blocks run the scale search side by
         // side, one per lane. With importance the chunk's 32 super-block scale searches then run side by side too.
         const int Sub = 16, Blocks = LanePair.Lanes / Sub, Chunk = LanePair.Lanes;
-        Span<LanePair> xt = stackalloc LanePair[2 * Sub];
-        Span<LanePair> wt = stackalloc LanePair[Sub];
-        Span<LanePair> lt = stackalloc LanePair[Sub * Chunk / Blocks];   // every pass's levels, lane-interleaved
+        Span<LanePair> xt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(2 * Sub)], 2 * Sub);
+        Span<LanePair> wt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> lt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub * Chunk / Blocks)], Sub * Chunk / Blocks);   // every pass's levels, lane-interleaved
         ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);
-        Span<LanePair> pairScales = stackalloc LanePair[2];
+        Span<LanePair> pairScales = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(2)], 2);
         Span<float> scales = stackalloc float[Sub * Chunk];   // super-block k's sub-block scales at 16k
         Span<float> sw = stackalloc float[Sub * Chunk];
         Span<float> sigma2 = stackalloc float[LanePair.Lanes];
         Span<float> sumX2 = stackalloc float[Chunk];
-        Span<LanePair> blockScales = stackalloc LanePair[Sub];   // the chunk's scales, super-block k in lane k
-        Span<LanePair> blockWeights = stackalloc LanePair[Sub];
-        Span<LanePair> blockLevels = stackalloc LanePair[Sub];
+        Span<LanePair> blockScales = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);   // the chunk's scales, super-block k in lane k
+        Span<LanePair> blockWeights = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> blockLevels = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
         Span<float> d = stackalloc float[Chunk];
         Span<sbyte> Ls = stackalloc sbyte[Sub];
         Span<int> L = stackalloc int[QK];

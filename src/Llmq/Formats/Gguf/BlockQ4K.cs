@@ -39,9 +39,9 @@ internal static class BlockQ4K
         // importance, chunks of up to 32 super-blocks: the chunk's super-block scale (and min) searches then run side
         // by side too. Without, a chunk is one pass.
         const int Sub = 32, Blocks = LanePair.Lanes / 8, Chunk = LanePair.Lanes;
-        Span<LanePair> xt = stackalloc LanePair[Sub];
-        Span<LanePair> wt = stackalloc LanePair[Sub];
-        Span<LanePair> laux = stackalloc LanePair[Sub];
+        Span<LanePair> xt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> wt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> laux = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
         Span<byte> levels = stackalloc byte[Sub];
         Span<float> scales = stackalloc float[8 * Chunk];   // super-block k's sub-block scales at 8k
         Span<float> mins = stackalloc float[8 * Chunk];
@@ -49,11 +49,11 @@ internal static class BlockQ4K
         Span<float> sigma2 = stackalloc float[LanePair.Lanes];
         sigma2.Clear();   // lanes past the row's last super-block read it too
         Span<float> blockSigma2 = stackalloc float[Chunk];
-        Span<LanePair> blockScales = stackalloc LanePair[8];   // the chunk's scales, super-block k in lane k
-        Span<LanePair> blockMins = stackalloc LanePair[8];
-        Span<LanePair> blockWeights = stackalloc LanePair[8];
-        Span<LanePair> scaleLevels = stackalloc LanePair[8];
-        Span<LanePair> minLevels = stackalloc LanePair[8];
+        Span<LanePair> blockScales = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(8)], 8);   // the chunk's scales, super-block k in lane k
+        Span<LanePair> blockMins = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(8)], 8);
+        Span<LanePair> blockWeights = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(8)], 8);
+        Span<LanePair> scaleLevels = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(8)], 8);
+        Span<LanePair> minLevels = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(8)], 8);
         Span<float> dm = stackalloc float[Chunk];
         Span<float> mm = stackalloc float[Chunk];
         Span<int> L = stackalloc int[QK];

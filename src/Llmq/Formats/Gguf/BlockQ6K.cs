@@ -27,8 +27,8 @@ internal static class BlockQ6K
         }
         // Two super-blocks per pass: their 32 sub-blocks run make_qx_quants side by side, one per lane.
         const int Sub = 16, Blocks = LanePair.Lanes / Sub;
-        Span<LanePair> xt = stackalloc LanePair[Sub];
-        Span<LanePair> wt = stackalloc LanePair[Sub];
+        Span<LanePair> xt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> wt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
         Span<sbyte> levels = stackalloc sbyte[Sub];
         Span<float> scales = stackalloc float[LanePair.Lanes];
         Span<int> L = stackalloc int[QK];

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -280,11 +281,14 @@ public static class GgufConverter
     /// <summary>Each worker's float32 rows, reused from item to item.</summary>
     [ThreadStatic] static float[]? t_rows;
 
-    static Span<float> Rows(int n)
+    /// <summary>n floats of the worker's rows, starting on a 64-byte boundary (the array is pinned, so it stays one):
+    /// the kernels load whole cache lines of them.</summary>
+    static unsafe Span<float> Rows(int n)
     {
         var rows = t_rows;
-        if (rows is null || rows.Length < n) t_rows = rows = GC.AllocateUninitializedArray<float>(n);
-        return rows.AsSpan(0, n);
+        if (rows is null || rows.Length < n + 15) t_rows = rows = GC.AllocateUninitializedArray<float>(n + 15, pinned: true);
+        int skip = (int)(-(nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(rows)) & 63) / sizeof(float);
+        return rows.AsSpan(skip, n);
     }
 
     /// <summary>Tensor bytes go to the file on a pool thread while the next step is quantized: two buffers, each reused

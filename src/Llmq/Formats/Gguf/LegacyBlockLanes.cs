@@ -43,10 +43,10 @@ internal static class LegacyBlockLanes
     static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int bits, bool withMin, float sigma2)
     {
         int blockBytes = BlockBytes(bits, withMin);
-        Span<LanePair> xt = stackalloc LanePair[QK];
-        Span<LanePair> wt = stackalloc LanePair[QK];
-        Span<LanePair> lt = stackalloc LanePair[QK];
-        Span<LanePair> laux = stackalloc LanePair[QK];
+        Span<LanePair> xt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(QK)], QK);
+        Span<LanePair> wt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(QK)], QK);
+        Span<LanePair> lt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(QK)], QK);
+        Span<LanePair> laux = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(QK)], QK);
         Span<float> scales = stackalloc float[LanePair.Lanes];
         Span<float> second = stackalloc float[LanePair.Lanes];   // per block: 1/d (symmetric) or the min
         int nb = x.Length / QK;

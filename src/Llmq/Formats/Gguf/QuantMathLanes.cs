@@ -319,7 +319,7 @@ internal static class QuantMathLanes
         bool fast = LanePair.All(empty | (numbers & LanePair.Less(amax, LanePair.Create(float.PositiveInfinity))));
 
         // w·x·l is (w·x)·l in ggml: the product w·x is the same float at every step
-        Span<LanePair> wxs = stackalloc LanePair[n];
+        Span<LanePair> wxs = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(n)], n);
         ref var WX = ref MemoryMarshal.GetReference(wxs);
         for (int i = 0; i < n; ++i) Unsafe.Add(ref WX, i) = Unsafe.Add(ref W, i) * Unsafe.Add(ref X, i);
 
@@ -354,8 +354,9 @@ internal static class QuantMathLanes
                 levelScale = iscale;
                 continue;
             }
+            // no branch on whether any lane improved: the steps do not depend on each other, so the core can run them
+            // overlapped, where a mispredicted branch (as often taken as not) would drain it at every step
             var better = LanePair.Greater(suml2, zero) & LanePair.Greater(sumlx * sumlx, best * suml2);
-            if (!LanePair.Any(better)) continue;
             scale = LanePair.Select(better, sumlx / suml2, scale);
             best = LanePair.Select(better, scale * sumlx, best);
             levelScale = LanePair.Select(better, iscale, levelScale);
