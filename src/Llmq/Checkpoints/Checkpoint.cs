@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Llmq.Numerics;
 
@@ -231,6 +232,7 @@ public sealed unsafe class Checkpoint : ITensorSource, IDisposable
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // every weight read passes here: no slow first tier
     static void Convert(DType dtype, byte* source, float* target, int count)
     {
         var dst = new Span<float>(target, count);

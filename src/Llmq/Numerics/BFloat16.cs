@@ -27,6 +27,7 @@ public static class BFloat16
     }
 
     /// <summary>dst[i] = bf16 src[i] widened to float32 (exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // every weight read passes here: no slow first tier
     public static void ToFloat32(ReadOnlySpan<ushort> src, Span<float> dst)
     {
         if (dst.Length < src.Length)

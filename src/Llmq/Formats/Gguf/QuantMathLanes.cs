@@ -174,8 +174,8 @@ internal static class QuantMathLanes
             var xi = Unsafe.Add(ref X, i);
             var wi = Unsafe.Add(ref W, i);
             numbers &= LanePair.Equal(xi, xi);
-            min = LanePair.Select(LanePair.Less(xi, min), xi, min);
-            max = LanePair.Select(LanePair.Greater(xi, max), xi, max);
+            min = LanePair.MinNative(xi, min);   // x86 min/max keep the second operand on NaN and on ±0: ggml's "if (x < min) min = x"
+            max = LanePair.MaxNative(xi, max);
             sumW += wi;
             sumX += wi * xi;
         }
@@ -284,9 +284,14 @@ internal static class QuantMathLanes
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static bool FloatLevelsExact(LanePair iscale, LanePair lowest, LanePair max, LanePair min, LanePair empty, LanePair numbers)
     {
-        var small = LanePair.Create(4194304f);   // 2^22
-        return LanePair.All(empty | (numbers & LanePair.Less(LanePair.Abs(iscale * (lowest - min)), small)
-            & LanePair.Less(LanePair.Abs(iscale * (max - min)), small)));
+        // on the halves, not through LanePair operators: their temporaries, in a method this size, push the JIT past
+        // the locals it tracks, and the step loop's state then lives on the stack
+        var small = Vector512.Create(4194304f);   // 2^22
+        var a = empty.A | (numbers.A & Vector512.LessThan(Vector512.Abs(iscale.A * (lowest.A - min.A)), small)
+            & Vector512.LessThan(Vector512.Abs(iscale.A * (max.A - min.A)), small));
+        var b = empty.B | (numbers.B & Vector512.LessThan(Vector512.Abs(iscale.B * (lowest.B - min.B)), small)
+            & Vector512.LessThan(Vector512.Abs(iscale.B * (max.B - min.B)), small));
+        return (a.AsUInt32() & b.AsUInt32()) == Vector512<uint>.AllBitsSet;
     }
 
     /// <summary><see cref="QuantMath.MakeQxQuants"/> with rmse_type 1 on 32 groups of n = x.Length values, weighted by
