@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Llmq.Numerics;
 
 namespace Llmq.Formats.Gguf;
 
@@ -28,21 +29,21 @@ internal static class BlockQ3K
         // Chunks of up to 32 super-blocks. Two super-blocks per pass: their 32 sub-blocks run the scale search side by
         // side, one per lane. With importance the chunk's 32 super-block scale searches then run side by side too.
         const int Sub = 16, Blocks = LanePair.Lanes / Sub, Chunk = LanePair.Lanes;
-        Span<LanePair> xt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(2 * Sub)], 2 * Sub);
-        Span<LanePair> wt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
-        Span<LanePair> lt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub * Chunk / Blocks)], Sub * Chunk / Blocks);   // every pass's levels, lane-interleaved
+        Span<LanePair> xt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(2 * Sub)], 2 * Sub);
+        Span<LanePair> wt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub)], Sub);
+        Span<LanePair> lt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub * Chunk / Blocks)], Sub * Chunk / Blocks);   // every pass's levels, lane-interleaved
         ReadOnlySpan<float> levels = MemoryMarshal.Cast<LanePair, float>(lt);
-        Span<LanePair> pairScales = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(2)], 2);
+        Span<LanePair> pairScales = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(2)], 2);
         Span<float> scales = stackalloc float[Sub * Chunk];   // super-block k's sub-block scales at 16k
         Span<float> sw = stackalloc float[Sub * Chunk];
         Span<float> sigma2 = stackalloc float[LanePair.Lanes];
         Span<float> sumX2 = stackalloc float[Chunk];
-        Span<LanePair> blockScales = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);   // the chunk's scales, super-block k in lane k
-        Span<LanePair> blockWeights = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
-        Span<LanePair> blockLevels = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> blockScales = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub)], Sub);   // the chunk's scales, super-block k in lane k
+        Span<LanePair> blockWeights = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub)], Sub);
+        Span<LanePair> blockLevels = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub)], Sub);
         Span<float> d = stackalloc float[Chunk];
         Span<sbyte> Ls = stackalloc sbyte[Sub];
-        Span<int> L = stackalloc int[QK];
+        Span<int> L = CacheLines.Align<int>(stackalloc byte[CacheLines.Bytes<int>(QK)], QK);
         int nb = x.Length / QK;
         for (int c = 0; c < nb; c += Chunk)
         {
@@ -108,7 +109,7 @@ internal static class BlockQ3K
     internal static void QuantizeRowReference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         Span<sbyte> levels = stackalloc sbyte[QK];
-        Span<int> L = stackalloc int[QK];
+        Span<int> L = CacheLines.Align<int>(stackalloc byte[CacheLines.Bytes<int>(QK)], QK);
         Span<float> scales = stackalloc float[QK / 16];
         Span<float> weight = stackalloc float[16];
         Span<float> sw = stackalloc float[QK / 16];

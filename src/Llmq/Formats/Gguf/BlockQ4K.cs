@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Llmq.Numerics;
 
 namespace Llmq.Formats.Gguf;
 
@@ -39,9 +40,9 @@ internal static class BlockQ4K
         // importance, chunks of up to 32 super-blocks: the chunk's super-block scale (and min) searches then run side
         // by side too. Without, a chunk is one pass.
         const int Sub = 32, Blocks = LanePair.Lanes / 8, Chunk = LanePair.Lanes;
-        Span<LanePair> xt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
-        Span<LanePair> wt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
-        Span<LanePair> laux = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> xt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub)], Sub);
+        Span<LanePair> wt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub)], Sub);
+        Span<LanePair> laux = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub)], Sub);
         Span<byte> levels = stackalloc byte[Sub];
         Span<float> scales = stackalloc float[8 * Chunk];   // super-block k's sub-block scales at 8k
         Span<float> mins = stackalloc float[8 * Chunk];
@@ -49,14 +50,16 @@ internal static class BlockQ4K
         Span<float> sigma2 = stackalloc float[LanePair.Lanes];
         sigma2.Clear();   // lanes past the row's last super-block read it too
         Span<float> blockSigma2 = stackalloc float[Chunk];
-        Span<LanePair> blockScales = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(8)], 8);   // the chunk's scales, super-block k in lane k
-        Span<LanePair> blockMins = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(8)], 8);
-        Span<LanePair> blockWeights = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(8)], 8);
-        Span<LanePair> scaleLevels = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(8)], 8);
-        Span<LanePair> minLevels = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(8)], 8);
+        Span<LanePair> blockScales = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(8)], 8);   // the chunk's scales, super-block k in lane k
+        Span<LanePair> blockMins = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(8)], 8);
+        Span<LanePair> blockWeights = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(8)], 8);
+        Span<LanePair> scaleLevels = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(8)], 8);
+        Span<LanePair> minLevels = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(8)], 8);
         Span<float> dm = stackalloc float[Chunk];
         Span<float> mm = stackalloc float[Chunk];
-        Span<int> L = stackalloc int[QK];
+        Span<float> subScales = stackalloc float[LanePair.Lanes];   // without importance: the pass's d·sc and dmin·m
+        Span<float> subMins = stackalloc float[LanePair.Lanes];
+        Span<int> L = CacheLines.Align<int>(stackalloc byte[CacheLines.Bytes<int>(QK)], QK);
         int nb = x.Length / QK, chunk = importance.IsEmpty ? Blocks : Chunk;
         for (int c = 0; c < nb; c += chunk)
         {
@@ -101,12 +104,13 @@ internal static class BlockQ4K
                 QuantMathLanes.MakeQpQuants(63, blockScales, blockWeights, scaleLevels).CopyTo(dm);
                 QuantMathLanes.MakeQpQuants(63, blockMins, blockWeights, minLevels).CopyTo(mm);
             }
+            if (importance.IsEmpty) EncodeScales(LanePair.Create(scales), LanePair.Create(mins), y.Slice(c * blockBytes, chunkCount * blockBytes), blockBytes, subScales, subMins);
             for (int k = 0; k < chunkCount; k++)
             {
                 var yb = y.Slice((c + k) * blockBytes, blockBytes);
                 var xb = x.Slice((c + k) * QK, QK);
                 int kept;
-                if (importance.IsEmpty) kept = Encode(xb, yb, scales.Slice(8 * k, 8), mins.Slice(8 * k, 8), default, L, nmax);
+                if (importance.IsEmpty) kept = QuantMath.Requantize(xb, 32, subMins.Slice(8 * k, 8), subScales.Slice(8 * k, 8), 0, nmax, 0, L);
                 else
                 {
                     var sc = yb.Slice(4, 12);
@@ -132,7 +136,7 @@ internal static class BlockQ4K
     internal static void QuantizeRowReference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int nmax, int blockBytes)
     {
         Span<byte> levels = stackalloc byte[QK];
-        Span<int> L = stackalloc int[QK];
+        Span<int> L = CacheLines.Align<int>(stackalloc byte[CacheLines.Bytes<int>(QK)], QK);
         Span<float> mins = stackalloc float[QK / 32];
         Span<float> scales = stackalloc float[QK / 32];
         Span<float> sw = stackalloc float[QK / 32];
@@ -216,6 +220,63 @@ internal static class BlockQ4K
             QuantMath.PutScaleMinK4(j, Math.Min((byte)63, ls), Math.Min((byte)63, lm), sc);
         }
         return Requantize(xb, yb, maxScale / 63f, maxMin / 63f, L, nmax);
+    }
+
+    /// <summary><see cref="Encode"/> without importance for the (up to) four super-blocks of one pass at once, lane 8k + j
+    /// holding super-block k's sub-block j: each super-block's largest scale and min (ggml's "if (s &gt; max) max = s" from
+    /// 0: NaN and −0 lanes count as 0, after which the order of the maxima does not matter), the 6-bit levels against
+    /// them, f16 d and dmin and the 12 scale bytes into each block of <paramref name="y"/>, and into
+    /// <paramref name="d"/>/<paramref name="dm"/> (32 each) the sub-block scales and mins that requantize the levels.</summary>
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void EncodeScales(LanePair scale, LanePair min, Span<byte> y, int blockBytes, Span<float> d, Span<float> dm)
+    {
+        Span<int> ls = stackalloc int[LanePair.Lanes];
+        Span<int> lm = stackalloc int[LanePair.Lanes];
+        Span<float> maxScale = stackalloc float[LanePair.Lanes];
+        Span<float> maxMin = stackalloc float[LanePair.Lanes];
+        Levels(scale.A, out var maxA).CopyTo(ls);
+        Levels(scale.B, out var maxB).CopyTo(ls[16..]);
+        maxA.CopyTo(maxScale);
+        maxB.CopyTo(maxScale[16..]);
+        Levels(min.A, out maxA).CopyTo(lm);
+        Levels(min.B, out maxB).CopyTo(lm[16..]);
+        maxA.CopyTo(maxMin);
+        maxB.CopyTo(maxMin[16..]);
+        for (int k = 0; k < y.Length / blockBytes; k++)
+        {
+            var yb = y.Slice(k * blockBytes, blockBytes);
+            BinaryPrimitives.WriteUInt16LittleEndian(yb, QuantMath.ToHalf(maxScale[8 * k] / 63f));
+            BinaryPrimitives.WriteUInt16LittleEndian(yb[2..], QuantMath.ToHalf(maxMin[8 * k] / 63f));
+            float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb));
+            float mAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[2..]));
+            var sc = yb.Slice(4, 12);
+            for (int j = 0; j < 4; ++j)
+            {
+                int sl = ls[8 * k + j], ml = lm[8 * k + j], sh = ls[8 * k + 4 + j], mh = lm[8 * k + 4 + j];
+                sc[j] = (byte)(sl | (sh >> 4) << 6);
+                sc[j + 4] = (byte)(ml | (mh >> 4) << 6);
+                sc[j + 8] = (byte)((sh & 0xF) | (mh & 0xF) << 4);
+            }
+            for (int j = 8 * k; j < 8 * k + 8; ++j)
+            {
+                d[j] = dAll * ls[j];
+                dm[j] = mAll * lm[j];
+            }
+        }
+    }
+
+    /// <summary>Each lane's level min((byte)nearest_int(63/max · v), 63), max over its 8-lane super-block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<int> Levels(Vector512<float> v, out Vector512<float> max)
+    {
+        var lane = Vector512<int>.Indices;
+        max = Vector512.MaxNative(v, Vector512<float>.Zero);   // x86 max: the second operand on NaN and on ±0
+        max = Vector512.Max(max, Vector512.Shuffle(max, lane ^ Vector512.Create(1)));
+        max = Vector512.Max(max, Vector512.Shuffle(max, lane ^ Vector512.Create(2)));
+        max = Vector512.Max(max, Vector512.Shuffle(max, lane ^ Vector512.Create(4)));
+        var inverse = Vector512.ConditionalSelect(Vector512.GreaterThan(max, Vector512<float>.Zero), Vector512.Create(63f) / max, Vector512<float>.Zero);
+        return Vector512.Min(QuantMathLanes.NearestInt(inverse * v) & Vector512.Create(0xFF), Vector512.Create(63));
     }
 
     /// <summary>Sub-block j's make_qp_quants scale and min levels into the packed 12 bytes. A negative sub-block scale

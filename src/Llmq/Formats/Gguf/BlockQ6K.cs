@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Llmq.Numerics;
 
 namespace Llmq.Formats.Gguf;
 
@@ -27,11 +28,11 @@ internal static class BlockQ6K
         }
         // Two super-blocks per pass: their 32 sub-blocks run make_qx_quants side by side, one per lane.
         const int Sub = 16, Blocks = LanePair.Lanes / Sub;
-        Span<LanePair> xt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
-        Span<LanePair> wt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(Sub)], Sub);
+        Span<LanePair> xt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub)], Sub);
+        Span<LanePair> wt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub)], Sub);
         Span<sbyte> levels = stackalloc sbyte[Sub];
         Span<float> scales = stackalloc float[LanePair.Lanes];
-        Span<int> L = stackalloc int[QK];
+        Span<int> L = CacheLines.Align<int>(stackalloc byte[CacheLines.Bytes<int>(QK)], QK);
         int nb = x.Length / QK;
         for (int i = 0; i < nb; i += Blocks)
         {
@@ -66,7 +67,7 @@ internal static class BlockQ6K
     internal static void QuantizeRowReference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         Span<sbyte> levels = stackalloc sbyte[QK];
-        Span<int> L = stackalloc int[QK];
+        Span<int> L = CacheLines.Align<int>(stackalloc byte[CacheLines.Bytes<int>(QK)], QK);
         Span<float> scales = stackalloc float[QK / 16];
         int nb = x.Length / QK;
         for (int i = 0; i < nb; i++)

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Llmq.Numerics;
 
 namespace Llmq.Formats.Gguf;
 
@@ -43,10 +44,10 @@ internal static class LegacyBlockLanes
     static void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int bits, bool withMin, float sigma2)
     {
         int blockBytes = BlockBytes(bits, withMin);
-        Span<LanePair> xt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(QK)], QK);
-        Span<LanePair> wt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(QK)], QK);
-        Span<LanePair> lt = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(QK)], QK);
-        Span<LanePair> laux = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(QK)], QK);
+        Span<LanePair> xt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(QK)], QK);
+        Span<LanePair> wt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(QK)], QK);
+        Span<LanePair> lt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(QK)], QK);
+        Span<LanePair> laux = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(QK)], QK);
         Span<float> scales = stackalloc float[LanePair.Lanes];
         Span<float> second = stackalloc float[LanePair.Lanes];   // per block: 1/d (symmetric) or the min
         int nb = x.Length / QK;

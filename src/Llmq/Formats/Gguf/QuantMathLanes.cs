@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Llmq.Numerics;
 
 namespace Llmq.Formats.Gguf;
 
@@ -324,7 +325,7 @@ internal static class QuantMathLanes
         bool fast = LanePair.All(empty | (numbers & LanePair.Less(amax, LanePair.Create(float.PositiveInfinity))));
 
         // w·x·l is (w·x)·l in ggml: the product w·x is the same float at every step
-        Span<LanePair> wxs = LanePair.Aligned(stackalloc byte[LanePair.AlignedBytes(n)], n);
+        Span<LanePair> wxs = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(n)], n);
         ref var WX = ref MemoryMarshal.GetReference(wxs);
         for (int i = 0; i < n; ++i) Unsafe.Add(ref WX, i) = Unsafe.Add(ref W, i) * Unsafe.Add(ref X, i);
 
