@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -31,7 +32,7 @@ internal static class BlockQ6K
         Span<LanePair> xt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub)], Sub);
         Span<LanePair> wt = CacheLines.Align<LanePair>(stackalloc byte[CacheLines.Bytes<LanePair>(Sub)], Sub);
         Span<sbyte> levels = stackalloc sbyte[Sub];
-        Span<float> scales = stackalloc float[LanePair.Lanes];
+        Span<float> d = stackalloc float[Sub];
         Span<int> L = CacheLines.Align<int>(stackalloc byte[CacheLines.Bytes<int>(QK)], QK);
         int nb = x.Length / QK;
         for (int i = 0; i < nb; i += Blocks)
@@ -43,11 +44,12 @@ internal static class BlockQ6K
             else
                 QuantMathLanes.Transpose(importance.Slice(i * QK, count * QK), Sub, wt);
             var scale = QuantMathLanes.MakeQxQuants(32, xt, wt, default);
-            scale.CopyTo(scales);
             for (int b = 0; b < count; b++)
             {
                 var yb = y.Slice((i + b) * BlockBytes, BlockBytes);
-                int kept = Encode(x.Slice((i + b) * QK, QK), yb, scales.Slice(Sub * b, Sub), L);
+                int kept = EncodeScales(b == 0 ? scale.A : scale.B, yb, d)
+                    ? QuantMath.Requantize(x.Slice((i + b) * QK, QK), 16, default, d, -32, 31, 32, L)   // as Encode's
+                    : -1;
                 if (kept < 0) continue;
                 // a sub-block whose scale rounded to 0 keeps its search levels: the scalar search gives the same ones
                 for (int ib = 0; ib < QK / Sub; ++ib)
@@ -110,6 +112,34 @@ internal static class BlockQ6K
         for (int j = 0; j < QK / 16; ++j) d[j] = dAll * (sbyte)yb[OffScales + j];
         // ggml rounds x/d; (x + 0)/d rounds to the same integer for every x (only the sign of a zero can differ)
         return QuantMath.Requantize(xb, 16, default, d, -32, 31, 32, L);
+    }
+
+    /// <summary><see cref="Encode"/>'s scales for one super-block's 16 sub-block scales on one vector: the first of the
+    /// largest magnitude (ggml's strict "&gt;" from 0: NaN never, a later equal magnitude never) sets d = −maxScale/128,
+    /// then the int8 scales and the sub-block scales d·sc into <paramref name="d"/>. False when the block is all zero
+    /// (written so).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static bool EncodeScales(Vector512<float> scales, Span<byte> yb, Span<float> d)
+    {
+        var magnitude = Vector512.MaxNative(Vector512.Abs(scales), Vector512<float>.Zero);   // NaN counts as 0, as "NaN > max" is false
+        var largest = magnitude;
+        var lane = Vector512<int>.Indices;
+        for (int shift = 1; shift < 16; shift <<= 1) largest = Vector512.Max(largest, Vector512.Shuffle(largest, lane ^ Vector512.Create(shift)));
+        float maxAbsScale = largest.ToScalar();
+        if (maxAbsScale < QuantMath.GroupMaxEps)
+        {
+            yb.Clear();
+            return false;
+        }
+        int first = BitOperations.TrailingZeroCount(Vector512.Equals(magnitude, largest).ExtractMostSignificantBits());
+        float iscale = -128f / scales.GetElement(first);
+        BinaryPrimitives.WriteUInt16LittleEndian(yb[OffD..], QuantMath.ToHalf(1 / iscale));
+        var levels = Vector512.Min(QuantMathLanes.NearestInt(Vector512.Create(iscale) * scales), Vector512.Create(127));
+        var bytes = Avx512F.ConvertToVector128SByte(levels);   // the low byte, as the C cast to int8
+        bytes.AsByte().CopyTo(yb[OffScales..]);
+        float dAll = QuantMath.FromHalf(BinaryPrimitives.ReadUInt16LittleEndian(yb[OffD..]));
+        (Vector512.Create(dAll) * Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(bytes))).CopyTo(d);
+        return true;
     }
 
     /// <summary>The levels (0…63) into ql (low nibbles) and qh (high two bits).</summary>
