@@ -311,21 +311,42 @@ internal static class BlockQ4K
     /// <summary>The levels into the block's bit fields (Q4_K: nibbles; Q5_K: nibbles and high bits).</summary>
     internal static void Pack(Span<byte> yb, ReadOnlySpan<int> L, int nmax)
     {
-        if (nmax != 15 || !Avx512F.IsSupported)
+        if (!Avx512F.IsSupported)
         {
             PackReference(yb, L, nmax);
             return;
         }
-        // q[32k + l] = L[64k + l] | L[64k + 32 + l] << 4, sixteen at a time
-        var q = yb.Slice(16, QK / 2);
         ref int levels = ref MemoryMarshal.GetReference(L[..QK]);
-        for (int j = 0; j < QK; j += 64)
-            for (int l = 0; l < 32; l += 16)
+        if (nmax == 15)
+        {
+            // q[32k + l] = L[64k + l] | L[64k + 32 + l] << 4, sixteen at a time
+            var q = yb.Slice(16, QK / 2);
+            for (int j = 0; j < QK; j += 64)
+                for (int l = 0; l < 32; l += 16)
+                {
+                    var low = Vector512.LoadUnsafe(ref levels, (nuint)(j + l));
+                    var high = Vector512.LoadUnsafe(ref levels, (nuint)(j + l + 32));
+                    Avx512F.ConvertToVector128Byte(low | (high << 4)).CopyTo(q[(j / 2 + l)..]);
+                }
+            return;
+        }
+        // Q5_K (levels 0…31): ql as Q4_K's nibbles; bit 4 of L[64k + l] is qh[l] bit 2k, of L[64k + 32 + l] bit 2k + 1
+        var qh = yb.Slice(16, QK / 8);
+        var ql = yb.Slice(48, QK / 2);
+        var nibble = Vector512.Create(0xF);
+        var one = Vector512.Create(1);
+        for (int l = 0; l < 32; l += 16)
+        {
+            var high = Vector512<int>.Zero;
+            for (int j = 0, k = 0; j < QK; j += 64, k += 2)
             {
-                var low = Vector512.LoadUnsafe(ref levels, (nuint)(j + l));
-                var high = Vector512.LoadUnsafe(ref levels, (nuint)(j + l + 32));
-                Avx512F.ConvertToVector128Byte(low | (high << 4)).CopyTo(q[(j / 2 + l)..]);
+                var a = Vector512.LoadUnsafe(ref levels, (nuint)(j + l));
+                var b = Vector512.LoadUnsafe(ref levels, (nuint)(j + l + 32));
+                Avx512F.ConvertToVector128Byte((a & nibble) | ((b & nibble) << 4)).CopyTo(ql[(j / 2 + l)..]);
+                high |= (((a >>> 4) & one) << k) | (((b >>> 4) & one) << (k + 1));
             }
+            Avx512F.ConvertToVector128Byte(high).CopyTo(qh[l..]);
+        }
     }
 
     /// <summary>The scalar <see cref="Pack"/>: the reference the vector form is tested against.</summary>
