@@ -5,8 +5,8 @@ namespace Llmq.Numerics;
 
 /// <summary>Spans that start on a 64-byte cache line, carved from stack memory (which does not move): a 512-bit load or
 /// store that straddles two lines costs two, and a load from a split store waits for it instead of being forwarded. The
-/// stack itself is only 16-byte aligned, and where a buffer fell varied from run to run (Q4_K's search ran up to ~13 %
-/// apart between runs of the same binary).</summary>
+/// stack itself is only 16-byte aligned, and where a buffer fell varied from run to run: unaligned, Q4_K's row kernel ran
+/// 1–33 % slower, depending on the run.</summary>
 internal static class CacheLines
 {
     public const int Size = 64;
